@@ -1,0 +1,110 @@
+"""Turn any supported source into one normalised ``Capture``.
+
+Source kinds (``detect_source``):
+  video        a video file (.mp4 .mov .webm .mkv .avi .m4v)
+  transforms   a folder (or file) with transforms.json / transforms_{train,test}.json
+               (nerfstudio, instant-ngp, Blender; also recon's own capture folders)
+  colmap       a COLMAP sparse model folder (cameras/images/points3D .bin or .txt),
+               or a dataset folder holding ``sparse/0`` (or ``sparse``) and ``images``
+  idr          an IDR/NeuS/DTU folder with cameras_sphere.npz, image/, mask/
+  images       a folder of image files without poses (cameras from SfM)
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..core.config import CaptureConfig
+from ..core.errors import InputError
+from ..core.log import get_logger
+from ..core.types import Capture
+
+log = get_logger(__name__)
+
+VIDEO_SUFFIXES = {".mp4", ".mov", ".webm", ".mkv", ".avi", ".m4v"}
+
+
+def _colmap_model_dir(path: Path) -> Path | None:
+    for cand in (path, path / "sparse" / "0", path / "sparse", path / "colmap" / "sparse" / "0"):
+        if any((cand / f"images{ext}").is_file() for ext in (".bin", ".txt")) and \
+                any((cand / f"cameras{ext}").is_file() for ext in (".bin", ".txt")):
+            return cand
+    return None
+
+
+def detect_source(source: str | Path) -> str:
+    """Name the kind of ``source``; raise InputError if it is none we read."""
+    path = Path(source)
+    if not path.exists():
+        raise InputError(path, "no such file or folder")
+    if path.is_file():
+        if path.suffix.lower() in VIDEO_SUFFIXES:
+            return "video"
+        if path.suffix.lower() == ".json":
+            return "transforms"
+        raise InputError(path, f"unsupported input file type '{path.suffix}' (expected a video, "
+                               "a transforms.json, or a folder)")
+    if any((path / n).is_file() for n in ("transforms.json", "transforms_train.json")):
+        return "transforms"
+    if (path / "cameras_sphere.npz").is_file():
+        return "idr"
+    if _colmap_model_dir(path) is not None:
+        return "colmap"
+    from ..core.imageio import IMAGE_SUFFIXES
+
+    if any(p.suffix.lower() in IMAGE_SUFFIXES for p in path.iterdir()) or \
+            ((path / "images").is_dir() and any(p.suffix.lower() in IMAGE_SUFFIXES for p in (path / "images").iterdir())):
+        return "images"
+    raise InputError(path, "folder holds no images, transforms.json, COLMAP model or cameras_sphere.npz")
+
+
+def read_source(source: str | Path, cfg: CaptureConfig) -> Capture:
+    """Read ``source`` with the reader for its kind; cameras may be None (no poses)."""
+    kind = detect_source(source)
+    path = Path(source)
+    if kind == "video":
+        from .video_reader import read_video
+        return read_video(path, cfg)
+    if kind == "transforms":
+        from .transforms_reader import read_transforms
+        return read_transforms(path, cfg)
+    if kind == "idr":
+        from .idr_reader import read_idr
+        return read_idr(path, cfg)
+    if kind == "colmap":
+        from .colmap_reader import read_colmap
+        return read_colmap(path, cfg)
+    from .image_folder_reader import read_image_folder
+    return read_image_folder(path, cfg)
+
+
+def load_capture(source: str | Path, config: CaptureConfig | None = None, normalize: bool = True) -> Capture:
+    """Read any supported source into a Capture with cameras, normalised to the unit sphere.
+
+    Frames without poses get cameras from structure-from-motion (pycolmap).
+    """
+    cfg = config or CaptureConfig()
+    cap = read_source(source, cfg)
+    if cap.cameras is None:
+        from .sfm import solve_cameras
+        cap = solve_cameras(cap, cfg.sfm)
+    if normalize and not cap.meta.get("normalized", False):
+        from .normalize import normalize_capture
+        cap = normalize_capture(cap)
+    return cap
+
+
+def capture_to_folder(source: str | Path, out: str | Path, config: CaptureConfig | None = None,
+                      overwrite: bool = False) -> Capture:
+    """``recon capture``: load ``source`` and write a capture folder atomically to ``out``.
+
+    The folder holds frames/, masks/, transforms.json (nerfstudio-compatible)
+    and capture.json (source, hashes, frame picks, SfM statistics).
+    """
+    from ..core.fsutil import atomic_dir
+    from .capture_writer import write_capture_folder
+
+    cap = load_capture(source, config)
+    with atomic_dir(out, overwrite=overwrite) as tmp:
+        write_capture_folder(cap, tmp)
+    log.info(f"wrote {len(cap)} frames to {out}")
+    return cap

@@ -1,0 +1,1 @@
+"""Core types, configuration, errors, logging and progress shared by every layer."""

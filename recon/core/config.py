@@ -1,0 +1,147 @@
+"""Validated configuration: pydantic models, YAML presets, ``--set a.b=c`` overrides.
+
+Each field's docstring (``description``) is its help text. Presets live in
+``configs/<name>.yaml`` (the package folder ``recon/configs``); a preset may
+name a ``base:`` preset it extends.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from .errors import ConfigError
+
+PRESET_DIR = Path(__file__).resolve().parents[1] / "configs"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class SfMConfig(_Section):
+    matcher: Literal["auto", "sequential", "exhaustive"] = Field(
+        "auto", description="Feature matching: sequential for video, exhaustive for small image sets (auto picks).")
+    max_image_size: int = Field(1024, ge=64, description="Longest image side fed to SIFT.")
+    max_features: int = Field(4096, ge=128, description="SIFT features per image.")
+    min_registered_fraction: float = Field(
+        0.5, gt=0, le=1, description="Fail if fewer than this fraction of frames register.")
+    min_registered: int = Field(3, ge=2, description="Fail if fewer than this many frames register.")
+    overlap: int = Field(10, ge=1, description="Sequential matching: neighbours matched per frame.")
+
+
+class CaptureConfig(_Section):
+    max_frames: int = Field(100, ge=1, description="Frames kept from a video (evenly spread, sharpest picked).")
+    blur_drop: float = Field(
+        0.25, ge=0, lt=1, description="Fraction of the blurriest video frames dropped (variance of Laplacian).")
+    dedup_threshold: float = Field(
+        0.02, ge=0, description="Drop a video frame whose mean abs difference to the last kept one is below this.")
+    max_size: int | None = Field(None, ge=16, description="Downscale images so the longest side is at most this.")
+    test_every: int = Field(8, ge=0, description="Hold out every k-th frame as test when the source has no split (0: none).")
+    masks: Literal["auto", "none"] = Field("auto", description="Use masks from the source (alpha, mask files).")
+    sfm: SfMConfig = Field(default_factory=SfMConfig)
+
+
+class Config(_Section):
+    """The whole run configuration. Later stages add their sections here."""
+
+    seed: int = Field(0, description="Random seed: same seed, inputs and backend give the same output.")
+    backend: Literal["auto", "cuda", "cpp", "torch"] = Field(
+        "auto", description="Kernel backend: auto (cuda > cpp > torch), or force one.")
+    capture: CaptureConfig = Field(default_factory=CaptureConfig)
+
+
+def _deep_merge(base: dict, over: dict) -> dict:
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = _deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def _read_yaml(path: Path) -> dict:
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: invalid YAML ({str(exc).splitlines()[0]})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: a config file must hold a mapping")
+    return data
+
+
+def list_presets() -> list[str]:
+    return sorted(p.stem for p in PRESET_DIR.glob("*.yaml"))
+
+
+def preset_dict(name: str, _seen: tuple[str, ...] = ()) -> dict:
+    """The merged mapping of a preset (following ``base:`` chains)."""
+    path = PRESET_DIR / f"{name}.yaml"
+    if not path.is_file():
+        raise ConfigError(f"unknown preset '{name}' (known: {', '.join(list_presets())})")
+    if name in _seen:
+        raise ConfigError(f"{path}: preset base cycle {' -> '.join(_seen + (name,))}")
+    data = _read_yaml(path)
+    base = data.pop("base", None)
+    return _deep_merge(preset_dict(base, _seen + (name,)), data) if base else data
+
+
+def parse_override(text: str) -> dict:
+    """``a.b.c=value`` -> {"a": {"b": {"c": value}}} with value parsed as YAML."""
+    if "=" not in text:
+        raise ConfigError(f"override '{text}' must look like key.sub=value")
+    key, raw = text.split("=", 1)
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    out: dict = {}
+    cur = out
+    parts = [p for p in key.strip().split(".") if p]
+    if not parts:
+        raise ConfigError(f"override '{text}' has an empty key")
+    for p in parts[:-1]:
+        cur = cur.setdefault(p, {})
+    cur[parts[-1]] = value
+    return out
+
+
+def load_config(preset: str | None = None, config_file: str | Path | None = None,
+                overrides: list[str] | tuple[str, ...] = (), config_cls: type[Config] | None = None) -> Config:
+    """Preset, then config file, then ``--set`` overrides, validated into a Config."""
+    data: dict[str, Any] = {}
+    if preset:
+        data = _deep_merge(data, preset_dict(preset))
+    if config_file:
+        extra = _read_yaml(Path(config_file))
+        base = extra.pop("base", None)
+        if base:
+            data = _deep_merge(data, preset_dict(base))
+        data = _deep_merge(data, extra)
+    for o in overrides:
+        data = _deep_merge(data, parse_override(o))
+    cls = config_cls or Config
+    try:
+        return cls.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = ".".join(str(x) for x in err["loc"]) or "config"
+        raise ConfigError(f"invalid config value for '{loc}': {err['msg']}") from None
+
+
+def config_to_dict(cfg: BaseModel) -> dict:
+    return cfg.model_dump(mode="json")
+
+
+def config_hash(cfg: BaseModel) -> str:
+    """Stable hash of a resolved config (sorted JSON)."""
+    return hashlib.sha256(json.dumps(config_to_dict(cfg), sort_keys=True).encode()).hexdigest()[:16]
+
+
+def write_config(cfg: BaseModel, path: str | Path) -> None:
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text(yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
