@@ -6,9 +6,11 @@ differentiable reference the kernels are tested against.
 """
 from .composite import composite, composite_torch
 from .hash_grid import HashGridSpec, hash_grid_encode, hash_grid_encode_torch
+from .rasterize import rasterize, rasterize_torch
 from .ray_march import march_rays, march_rays_torch
 
 __all__ = [
     "HashGridSpec", "hash_grid_encode", "hash_grid_encode_torch",
     "march_rays", "march_rays_torch", "composite", "composite_torch",
+    "rasterize", "rasterize_torch",
 ]
