@@ -4,7 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES="libusb-1.0-0 libgl1 libglib2.0-0"
+APT_PACKAGES="libusb-1.0-0 libgl1 libglib2.0-0 chromium"
+# node + npm for tools/ (glTF validator, report viewer bundle, browser tests)
+command -v npm >/dev/null 2>&1 || APT_PACKAGES="$APT_PACKAGES nodejs npm"
 missing=""
 for p in $APT_PACKAGES; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
 if [ -n "$missing" ]; then
@@ -22,3 +24,14 @@ if [ ! -f "$stamp" ]; then
   .venv/bin/python -m pip install -q -e ".[test]"
   rm -f .venv/.recon-setup-*; touch "$stamp"
 fi
+
+# Node tools pinned in tools/package-lock.json; the <model-viewer> bundle (Apache-2.0, three.js
+# inside, MIT) is copied into the package so report.html can inline it offline.
+nstamp=tools/node_modules/.recon-setup-$(cat tools/package.json tools/package-lock.json | sha256sum | cut -c1-16)
+if [ ! -f "$nstamp" ]; then
+  (cd tools && npm ci --no-audit --no-fund --loglevel=error)
+  touch "$nstamp"
+fi
+mkdir -p recon/bake/static
+cp -u tools/node_modules/@google/model-viewer/dist/model-viewer-umd.min.js recon/bake/static/model-viewer.min.js
+cp -u tools/node_modules/@google/model-viewer/LICENSE recon/bake/static/LICENSE-model-viewer.txt

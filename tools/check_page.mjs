@@ -1,0 +1,35 @@
+// Load an HTML page in headless Chromium (Debian's /usr/bin/chromium, driven by playwright-core)
+// and report what it logged. Usage: node check_page.mjs FILE_OR_URL [READY_SELECTOR] [SCREENSHOT.png]
+// Waits for READY_SELECTOR (default: none) up to 60 s, then prints one JSON object:
+// {"ready": bool, "ms": n, "messages": [{"type", "text"}...]} where type is a console level,
+// "pageerror" (uncaught exception) or "requestfailed".
+import { chromium } from 'playwright-core';
+import { pathToFileURL } from 'node:url';
+import { existsSync } from 'node:fs';
+
+const [target, ready, shot] = process.argv.slice(2);
+const url = existsSync(target) ? pathToFileURL(target).href : target;
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+  // software WebGL (SwiftShader) so WebGL content renders on machines without a GPU
+  args: ['--no-sandbox', '--disable-gpu', '--enable-unsafe-swiftshader', '--disable-background-networking',
+         '--disable-component-update', '--disable-sync', '--no-first-run'],
+});
+const messages = [];
+let ok = false;
+const t0 = Date.now();
+try {
+  const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+  page.on('console', (m) => messages.push({ type: m.type(), text: m.text() }));
+  page.on('pageerror', (e) => messages.push({ type: 'pageerror', text: String(e) }));
+  page.on('requestfailed', (r) => messages.push({ type: 'requestfailed', text: r.url().slice(0, 200) }));
+  await page.goto(url, { waitUntil: 'load', timeout: 60000 });
+  if (ready) await page.waitForSelector(ready, { timeout: 60000, state: 'attached' });
+  ok = true;
+  if (shot) await page.screenshot({ path: shot, fullPage: true });
+} catch (e) {
+  messages.push({ type: 'timeout', text: String(e).slice(0, 500) });
+} finally {
+  await browser.close();
+}
+console.log(JSON.stringify({ ready: ok, ms: Date.now() - t0, messages }));
