@@ -46,6 +46,31 @@ class CaptureConfig(_Section):
     sfm: SfMConfig = Field(default_factory=SfMConfig)
 
 
+class BakeConfig(_Section):
+    """Mesh extraction, clean-up, UV unwrap and texture baking (recon.bake)."""
+
+    resolution: int = Field(256, ge=16, le=1024, description="Marching-cubes grid cells per axis over [-bound, bound]^3.")
+    bound: float = Field(1.0, gt=0, description="Half side of the normalised cube the surface is extracted from.")
+    level: float = Field(0.0, description="Iso level of the SDF extracted (0: the surface).")
+    density_threshold: float = Field(
+        10.0, gt=0, description="Density fields: the surface is the level set density == this.")
+    chunk_points: int = Field(1 << 18, ge=1024, description="Field queries per batch (bounds memory).")
+    min_component_fraction: float = Field(
+        0.05, gt=0, le=1, description="Keep connected components with at least this fraction of the largest's faces (1: largest only).")
+    target_triangles: int = Field(50000, ge=100, description="Triangles after quadric decimation.")
+    texture_size: int = Field(1024, ge=64, le=8192, description="Side of the square textures in texels.")
+    uv_padding: int = Field(4, ge=0, description="Texels between UV charts.")
+    normal_map: bool = Field(True, description="Bake a tangent-space normal map from the fine SDF.")
+    fd_step: float = Field(
+        0.0, ge=0, description="Finite-difference step for SDF normals in normalised units (0: half a grid cell).")
+    roughness: float = Field(0.8, ge=0, le=1, description="Default roughness until materials are fitted.")
+    metallic: float = Field(0.0, ge=0, le=1, description="Default metallic until materials are fitted.")
+    fscore_threshold: float = Field(
+        0.01, gt=0, description="F-score distance threshold, in normalised units (unit-sphere radius 1).")
+    preview_size: int = Field(512, ge=64, description="Side of thumb.png and the turntable frames in pixels.")
+    turntable_frames: int = Field(48, ge=2, description="Frames in turntable.mp4 (one revolution).")
+
+
 class Config(_Section):
     """The whole run configuration. Later stages add their sections here."""
 
@@ -53,6 +78,7 @@ class Config(_Section):
     backend: Literal["auto", "cuda", "cpp", "torch"] = Field(
         "auto", description="Kernel backend: auto (cuda > cpp > torch), or force one.")
     capture: CaptureConfig = Field(default_factory=CaptureConfig)
+    bake: BakeConfig = Field(default_factory=BakeConfig)
 
 
 def _deep_merge(base: dict, over: dict) -> dict:
