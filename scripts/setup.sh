@@ -4,7 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES="libusb-1.0-0 libgl1 libglib2.0-0 chromium"
+# postgresql: the library tests start a throw-away server on loopback (tests/catalog_support.py)
+APT_PACKAGES="libusb-1.0-0 libgl1 libglib2.0-0 chromium postgresql"
 # node + npm for tools/ (glTF validator, report viewer bundle, browser tests)
 command -v npm >/dev/null 2>&1 || APT_PACKAGES="$APT_PACKAGES nodejs npm"
 missing=""

@@ -1,0 +1,120 @@
+"""Open a catalogue: a SQLite file (plain path or ``sqlite:///``) or a PostgreSQL URL, migrated to
+the latest schema on open.
+
+SQLite is set up for several writer processes: WAL journal, a long busy timeout, and
+``BEGIN IMMEDIATE`` for every transaction, so a transaction takes the write lock when it
+starts instead of failing when a read turns into a write. PostgreSQL relies on its own
+row locks and the unique constraints (callers retry on conflicts); migrations there are
+serialised with an advisory lock.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from ...core.errors import InputError
+
+MIGRATIONS_DIR = Path(__file__).resolve().parents[1] / "migrations"
+SQLITE_BUSY_TIMEOUT_S = 120
+# pg_advisory_xact_lock key for schema upgrades ("recon" in ASCII).
+_PG_MIGRATION_LOCK = 0x7265636F6E
+
+
+def normalize_url(path_or_url: str | Path) -> str:
+    """A SQLAlchemy URL for a plain path (SQLite file) or a URL; ``postgresql://`` uses psycopg 3."""
+    s = str(path_or_url)
+    if "://" not in s:
+        p = Path(s).expanduser().resolve()
+        return f"sqlite:///{p}"
+    if s.startswith(("postgresql://", "postgres://")):
+        s = "postgresql+psycopg://" + s.split("://", 1)[1]
+    return s
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The database file of a SQLite URL (None for other backends or in-memory)."""
+    u = make_url(url)
+    if u.get_backend_name() != "sqlite" or not u.database or u.database == ":memory:":
+        return None
+    return Path(u.database)
+
+
+def create_catalog_engine(url: str) -> Engine:
+    """An Engine for ``url`` (already normalised), with the SQLite settings described above."""
+    try:
+        u = make_url(url)
+    except ArgumentError:
+        raise InputError(url, "not a library path or database URL") from None
+    backend = u.get_backend_name()
+    if backend == "sqlite":
+        db = sqlite_path(url)
+        if db is not None:
+            db.parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S})
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_connect(dbapi_conn, _record):
+            dbapi_conn.isolation_level = None  # we emit BEGIN ourselves (below)
+            cur = dbapi_conn.cursor()
+            cur.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_S * 1000}")
+            cur.execute("PRAGMA journal_mode = WAL")
+            cur.execute("PRAGMA synchronous = FULL")
+            cur.execute("PRAGMA foreign_keys = ON")
+            cur.close()
+
+        @event.listens_for(engine, "begin")
+        def _sqlite_begin(conn):
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+        return engine
+    if backend == "postgresql":
+        if u.get_driver_name() == "psycopg":
+            from ...core.errors import optional_import
+
+            optional_import("psycopg", "a PostgreSQL library", "psycopg[binary]")
+        return create_engine(url, pool_pre_ping=True)
+    raise InputError(url, f"unsupported library backend '{backend}' (use a SQLite path or postgresql://)")
+
+
+def upgrade(engine: Engine) -> None:
+    """Bring the schema to the latest Alembic revision; a no-op (one read) when it is there.
+
+    Runs inside one transaction that holds the database's write lock (SQLite) or an advisory
+    lock (PostgreSQL), so processes opening a new library at the same time migrate it once.
+    """
+    from alembic.config import Config
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    head = ScriptDirectory.from_config(cfg).get_current_head()
+    try:
+        with engine.connect() as conn:
+            current = MigrationContext.configure(conn).get_current_revision()
+            conn.rollback()
+    except OperationalError as exc:
+        raise InputError(engine.url.render_as_string(hide_password=True),
+                         f"library database does not answer: {_first_line(exc)}") from None
+    if current == head:
+        return
+    from alembic import command
+
+    with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_MIGRATION_LOCK})
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "head")
+
+
+def session_factory(engine: Engine) -> sessionmaker[Session]:
+    return sessionmaker(engine, expire_on_commit=False)
+
+
+def _first_line(exc: BaseException) -> str:
+    msg = str(getattr(exc, "orig", None) or exc).strip()
+    return msg.splitlines()[0] if msg else type(exc).__name__

@@ -1,0 +1,88 @@
+"""Write an asset out of the blob store: one format (glb, obj with its mtl and textures, ply) or
+the whole folder. Files are written atomically (temp file beside, then rename).
+
+A format the asset was not baked to is converted with trimesh from the glb (or the
+first mesh there is), so ``--format ply`` works on an asset that only has a glb.
+"""
+from __future__ import annotations
+
+import re
+import tempfile
+from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING
+
+from ..core.errors import InputError
+from ..core.fsutil import atomic_write_bytes
+from .blob_store import BlobStore
+
+if TYPE_CHECKING:
+    from .library import Asset
+
+FORMATS = ("glb", "obj", "ply", "folder")
+_MTLLIB = re.compile(rb"^mtllib[ \t]+.*$", re.MULTILINE)
+
+
+def _safe_rel(path: str) -> PurePosixPath:
+    p = PurePosixPath(path)
+    if p.is_absolute() or ".." in p.parts:
+        raise InputError(None, f"refusing to export a file outside the destination: {path}")
+    return p
+
+
+def export_asset(asset: "Asset", store: BlobStore, dest: str | Path, format: str | None = None) -> Path:
+    dest = Path(dest).expanduser()
+    fmt = (format or dest.suffix.lstrip(".") or "folder").lower()
+    if fmt == "gltf":
+        fmt = "glb"
+    if fmt not in FORMATS:
+        raise InputError(dest, f"unknown export format '{fmt}' (one of {', '.join(FORMATS)})")
+    if fmt == "folder":
+        for f in asset.files:
+            store.copy_to(f.hash, dest / _safe_rel(f.path))
+        return dest
+    if dest.is_dir():
+        dest = dest / f"{asset.name}.{fmt}"
+    native = asset.file(fmt)
+    if native is None:
+        return _convert(asset, store, dest, fmt)
+    if fmt != "obj":
+        store.copy_to(native.hash, dest)
+        return dest
+    # OBJ: the mtl is renamed after dest and the obj's mtllib line follows; textures keep the
+    # relative paths the mtl names them by.
+    obj = store.read_bytes(native.hash)
+    mtl = asset.file("mtl")
+    if mtl is not None:
+        obj = _MTLLIB.sub(f"mtllib {dest.stem}.mtl".encode(), obj, count=1)
+        store.copy_to(mtl.hash, dest.with_suffix(".mtl"))
+        base = PurePosixPath(mtl.path).parent
+        for tex in asset.files_with("texture"):
+            rel = PurePosixPath(tex.path)
+            rel = rel.relative_to(base) if base != PurePosixPath(".") and rel.is_relative_to(base) else rel
+            store.copy_to(tex.hash, dest.parent / _safe_rel(str(rel)))
+    atomic_write_bytes(dest, obj)
+    return dest
+
+
+def _convert(asset: "Asset", store: BlobStore, dest: Path, fmt: str) -> Path:
+    import trimesh
+
+    src = next((asset.file(r) for r in ("glb", "obj", "ply") if asset.file(r) is not None), None)
+    if src is None:
+        raise InputError(None, f"{asset.name}@{asset.version} has no mesh to export")
+    with tempfile.TemporaryDirectory(prefix="recon-export-") as tmp:
+        # The whole folder, so an obj finds its mtl and textures.
+        for f in asset.files:
+            store.copy_to(f.hash, Path(tmp) / _safe_rel(f.path))
+        mesh = trimesh.load(Path(tmp) / src.path, force="mesh")
+        if fmt == "obj":
+            from trimesh.exchange.obj import export_obj
+
+            text, extra = export_obj(mesh, include_texture=True, return_texture=True, mtl_name=f"{dest.stem}.mtl")
+            for fname, blob in extra.items():
+                atomic_write_bytes(dest.parent / _safe_rel(fname), blob)
+            data = text.encode()
+        else:
+            data = mesh.export(file_type=fmt)
+        atomic_write_bytes(dest, data)
+    return dest

@@ -1,0 +1,421 @@
+"""``Library``: the asset catalogue (SQLite or PostgreSQL) plus its content-addressed blob store.
+
+    from recon.library import Library
+    lib = Library("~/.recon/library.db")            # blobs in ~/.recon/library.blobs/
+    asset = lib.add("out/cat/asset", tags=["cat"])  # -> Asset(id, name, version, files, metrics ...)
+    lib.find(kind="object", min_psnr=25)
+    lib.get(asset.id).export("cat.obj")
+
+Safety: ``add`` stores every blob first (temp file, fsync, rename) and then writes the rows
+in one transaction, holding the store's shared lock throughout; ``remove`` and ``gc`` delete
+blobs under the exclusive lock and only once no row references them. A process killed at
+any point leaves at most unreferenced blobs or temp files (``gc`` clears them), never a
+row without its blobs.
+"""
+from __future__ import annotations
+
+import math
+import os
+import random
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Iterable
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.exc import IntegrityError, OperationalError
+
+from .. import __version__
+from ..core.errors import InputError, ReconError
+from ..core.log import get_logger
+from . import faults
+from .asset_folder import UNKNOWN, read_asset_folder, identity
+from .blob_store import BlobStore, LocalBlobStore, open_store
+from .catalog.engine import create_catalog_engine, normalize_url, session_factory, sqlite_path, upgrade
+from .catalog.models import AssetFileRow, AssetRow, AssetTagRow, LibraryMeta, utcnow
+
+log = get_logger(__name__)
+
+DEFAULT_LIBRARY = "~/.recon/library.db"
+_ADD_ATTEMPTS = 20
+
+
+def default_library() -> str:
+    """``$RECON_LIBRARY``, else ``~/.recon/library.db``."""
+    return os.environ.get("RECON_LIBRARY") or DEFAULT_LIBRARY
+
+
+class AssetNotFound(InputError):
+    def __init__(self, ref: str):
+        super().__init__(None, f"no asset '{ref}' in the library (try: recon library ls)")
+
+
+@dataclass(frozen=True)
+class AssetFile:
+    path: str  # inside the asset folder, "/"-separated
+    role: str  # glb, obj, mtl, texture, ply, thumb, turntable, report, metrics, provenance, other
+    hash: str  # SHA-256 of the content: the blob's name in the store
+    size: int
+
+
+@dataclass(frozen=True)
+class Asset:
+    """One immutable asset version, as recorded in the catalogue."""
+
+    id: str
+    name: str
+    version: int
+    kind: str
+    source_hash: str | None
+    config_hash: str | None
+    recon_version: str
+    created: datetime
+    licence: str
+    metrics: dict[str, Any]
+    files: tuple[AssetFile, ...]
+    tags: tuple[str, ...]
+    provenance: dict[str, Any]
+    library: "Library | None" = field(default=None, compare=False, repr=False)
+
+    def file(self, role: str) -> AssetFile | None:
+        """The first file with ``role`` (e.g. "glb"), or None."""
+        return next((f for f in self.files if f.role == role), None)
+
+    def files_with(self, *roles: str) -> list[AssetFile]:
+        return [f for f in self.files if f.role in roles]
+
+    @property
+    def size(self) -> int:
+        return sum(f.size for f in self.files)
+
+    def export(self, dest: str | Path, format: str | None = None) -> Path:
+        """``Library.export(self.id, dest, format)``."""
+        if self.library is None:
+            raise ReconError("this Asset record is not attached to a Library")
+        return self.library.export(self.id, dest, format=format)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "name": self.name, "version": self.version, "kind": self.kind,
+                "source_hash": self.source_hash, "config_hash": self.config_hash,
+                "recon_version": self.recon_version, "created": self.created.isoformat(),
+                "licence": self.licence, "tags": list(self.tags), "metrics": self.metrics,
+                "provenance": self.provenance,
+                "files": [{"path": f.path, "role": f.role, "hash": f.hash, "size": f.size} for f in self.files]}
+
+
+@dataclass
+class BlobProblem:
+    hash: str
+    problem: str  # "missing", "corrupt" or "size"
+    refs: list[str]  # "name@vN:path" of the files that use it
+
+
+@dataclass
+class VerifyReport:
+    blobs_checked: int = 0
+    bytes_checked: int = 0
+    assets: int = 0
+    problems: list[BlobProblem] = field(default_factory=list)
+    orphans: list[str] = field(default_factory=list)  # present, unreferenced: `gc` removes them
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+@dataclass
+class GcReport:
+    blobs_deleted: int = 0
+    bytes_freed: int = 0
+    temp_files_deleted: int = 0
+
+
+def _clean_json(v: Any) -> Any:
+    """JSON-safe copy: non-finite floats become None (PostgreSQL's JSON has no NaN)."""
+    if isinstance(v, float):
+        return v if math.isfinite(v) else None
+    if isinstance(v, dict):
+        return {str(k): _clean_json(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_clean_json(x) for x in v]
+    if isinstance(v, Path):
+        return str(v)
+    return v
+
+
+def _number(v: Any, kind=float):
+    return kind(v) if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) else None
+
+
+def _clean_tags(tags: Iterable[str] | str | None) -> list[str]:
+    if tags is None:
+        return []
+    if isinstance(tags, str):
+        tags = [tags]
+    out = sorted({str(t).strip() for t in tags if str(t).strip()})
+    for t in out:
+        if len(t) > 100:
+            raise InputError(None, f"tag too long (100 characters at most): {t[:40]}...")
+    return out
+
+
+class Library:
+    """An asset catalogue at ``path_or_url`` with its blob ``store``.
+
+    ``path_or_url``: a file path (SQLite; created on first use), ``sqlite:///...`` or
+    ``postgresql://user@host/db``; None means ``$RECON_LIBRARY`` or ``~/.recon/library.db``.
+    ``store``: a folder or fsspec URL, or a BlobStore. By default the store the catalogue
+    recorded when it was created; for a new SQLite library the folder ``<file stem>.blobs``
+    beside the database file. The schema is migrated to the latest revision on open.
+    """
+
+    def __init__(self, path_or_url: str | Path | None = None, store: str | Path | BlobStore | None = None):
+        self.url = normalize_url(path_or_url if path_or_url is not None else default_library())
+        self.engine = create_catalog_engine(self.url)
+        upgrade(self.engine)
+        self.sessions = session_factory(self.engine)
+        self.store = self._open_store(store)
+
+    # -- set-up ---------------------------------------------------------------------------
+
+    def _open_store(self, store) -> BlobStore:
+        with self.sessions() as s:
+            recorded = s.get(LibraryMeta, "store_url")
+            recorded = recorded.value if recorded else None
+        if store is None and recorded is None:
+            db = sqlite_path(self.url)
+            if db is None:
+                raise InputError(self.display_url, "this library has no blob store yet: pass --store "
+                                                   "FOLDER_OR_URL (store=...) the first time")
+            store = db.with_name(f"{db.stem}.blobs")
+        bs = open_store(store if store is not None else recorded)
+        if recorded is None:
+            try:
+                with self.sessions.begin() as s:
+                    if s.get(LibraryMeta, "store_url") is None:
+                        s.add(LibraryMeta(key="store_url", value=bs.url))
+            except IntegrityError:
+                pass  # another process recorded it first
+        return bs
+
+    @property
+    def display_url(self) -> str:
+        return self.engine.url.render_as_string(hide_password=True)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def __enter__(self) -> "Library":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Library({self.display_url!r}, store={self.store.url!r})"
+
+    # -- records --------------------------------------------------------------------------
+
+    def _record(self, row: AssetRow) -> Asset:
+        return Asset(id=row.id, name=row.name, version=row.version, kind=row.kind, source_hash=row.source_hash,
+                     config_hash=row.config_hash, recon_version=row.recon_version, created=row.created_at,
+                     licence=row.licence, metrics=dict(row.metrics or {}),
+                     files=tuple(AssetFile(f.path, f.role, f.blob, f.size) for f in row.files),
+                     tags=tuple(t.tag for t in row.tags), provenance=dict(row.provenance or {}), library=self)
+
+    # -- add ------------------------------------------------------------------------------
+
+    def add(self, asset_dir: str | Path, name: str | None = None, tags: Iterable[str] | str | None = None,
+            kind: str | None = None, licence: str | None = None, operator: str | None = None,
+            notes: str | None = None) -> Asset:
+        """Store the asset folder ``asset_dir`` as a new version of ``name``; return its record.
+
+        The same capture with the same config (source and config hashes) already in the library
+        returns the existing record and stores nothing; another config makes version N+1 of the
+        name. ``name``, ``kind``, ``licence``, ``operator`` and ``notes`` override provenance.json.
+        """
+        folder = read_asset_folder(asset_dir, name=name, kind=kind, licence=licence, operator=operator,
+                                   notes=notes)
+        tag_list = _clean_tags(tags)
+        if folder.source_hash and folder.config_hash:
+            existing = self._by_identity(identity(folder))
+            if existing is not None:
+                log.info(f"{folder.root}: already in the library as {existing.name} v{existing.version} "
+                         f"({existing.id})")
+                return existing
+        with self.store.lock():
+            blobs = {f.path: self.store.put(f.local) for f in folder.files}
+            faults.point("blobs_stored")
+            ident = identity(folder, {p: h for p, (h, _) in blobs.items()})
+            prov = _clean_json(folder.provenance)
+            metrics = _clean_json(folder.metrics)
+            for attempt in range(_ADD_ATTEMPTS):
+                try:
+                    with self.sessions.begin() as s:
+                        row = s.scalar(select(AssetRow).where(AssetRow.identity == ident))
+                        if row is not None:
+                            log.info(f"{folder.root}: already in the library as {row.name} v{row.version}")
+                            return self._record(row)
+                        latest = s.scalar(select(func.max(AssetRow.version)).where(AssetRow.name == folder.name))
+                        row = AssetRow(
+                            id=str(uuid.uuid4()), name=folder.name, version=(latest or 0) + 1, kind=folder.kind,
+                            identity=ident, source_hash=folder.source_hash, config_hash=folder.config_hash,
+                            recon_version=str(prov.get("recon_version") or UNKNOWN), created_at=utcnow(),
+                            licence=str(prov.get("licence") or UNKNOWN), source_path=prov.get("source_path"),
+                            operator=str(prov.get("operator") or UNKNOWN), notes=prov.get("notes"),
+                            provenance={**prov, "library_recon_version": __version__}, metrics=metrics,
+                            psnr=_number(metrics.get("psnr")), triangles=_number(metrics.get("triangles"), int))
+                        row.files = [AssetFileRow(path=f.path, role=f.role, blob=blobs[f.path][0],
+                                                  size=blobs[f.path][1]) for f in folder.files]
+                        row.tags = [AssetTagRow(tag=t) for t in tag_list]
+                        s.add(row)
+                        s.flush()
+                        faults.point("rows_flushed")
+                        record = self._record(row)
+                    faults.point("committed")
+                    log.info(f"added {record.name} v{record.version} ({record.id}): {len(record.files)} files")
+                    return record
+                except (IntegrityError, OperationalError) as exc:
+                    # Another writer took this version number or identity (PostgreSQL), or the
+                    # database stayed locked past the busy timeout (SQLite): look again.
+                    if attempt == _ADD_ATTEMPTS - 1:
+                        raise ReconError(f"{self.display_url}: could not add {folder.root}: {exc.orig}") from None
+                    time.sleep(random.uniform(0.01, 0.05) * (attempt + 1))
+        raise AssertionError("unreachable")
+
+    def _by_identity(self, ident: str) -> Asset | None:
+        with self.sessions() as s:
+            row = s.scalar(select(AssetRow).where(AssetRow.identity == ident))
+            return None if row is None else self._record(row)
+
+    # -- queries --------------------------------------------------------------------------
+
+    def get(self, ref: str) -> Asset:
+        """An asset by id, unique id prefix (4+ characters), ``name`` (latest version) or ``name@N``."""
+        ref = str(ref).strip()
+        with self.sessions() as s:
+            row = s.get(AssetRow, ref)
+            if row is None:
+                name, _, ver = ref.rpartition("@") if "@" in ref else (ref, "", "")
+                q = select(AssetRow).where(AssetRow.name == name)
+                if ver:
+                    try:
+                        q = q.where(AssetRow.version == int(ver.lstrip("vV")))
+                    except ValueError:
+                        raise InputError(None, f"bad asset version in '{ref}' (use NAME@N)") from None
+                row = s.scalar(q.order_by(AssetRow.version.desc()).limit(1))
+            if row is None and len(ref) >= 4 and all(c in "0123456789abcdef-" for c in ref.lower()):
+                rows = s.scalars(select(AssetRow).where(AssetRow.id.startswith(ref.lower())).limit(2)).all()
+                if len(rows) > 1:
+                    raise InputError(None, f"asset id prefix '{ref}' is ambiguous: give more characters")
+                row = rows[0] if rows else None
+            if row is None:
+                raise AssetNotFound(ref)
+            return self._record(row)
+
+    def find(self, kind: str | None = None, tag: str | None = None, name: str | None = None,
+             min_psnr: float | None = None, latest: bool = False, limit: int | None = None) -> list[Asset]:
+        """Assets matching every given filter, by name then version.
+
+        ``name`` may hold ``*`` wildcards; ``min_psnr`` leaves out assets without a PSNR;
+        ``latest`` keeps only the newest version of each name.
+        """
+        q = select(AssetRow)
+        if kind:
+            q = q.where(AssetRow.kind == kind)
+        if tag:
+            q = q.where(AssetRow.id.in_(select(AssetTagRow.asset_id).where(AssetTagRow.tag == tag)))
+        if name:
+            if "*" in name:
+                pattern = name.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_").replace("*", "%")
+                q = q.where(AssetRow.name.like(pattern, escape="\\"))
+            else:
+                q = q.where(AssetRow.name == name)
+        if min_psnr is not None:
+            q = q.where(AssetRow.psnr >= float(min_psnr))
+        if latest:
+            newest = select(AssetRow.name, func.max(AssetRow.version).label("v")).group_by(AssetRow.name).subquery()
+            q = q.join(newest, (AssetRow.name == newest.c.name) & (AssetRow.version == newest.c.v))
+        q = q.order_by(AssetRow.name, AssetRow.version)
+        if limit:
+            q = q.limit(limit)
+        with self.sessions() as s:
+            return [self._record(r) for r in s.scalars(q).all()]
+
+    def __len__(self) -> int:
+        with self.sessions() as s:
+            return s.scalar(select(func.count()).select_from(AssetRow)) or 0
+
+    # -- export ---------------------------------------------------------------------------
+
+    def export(self, ref: str, dest: str | Path, format: str | None = None) -> Path:
+        """Write asset ``ref`` to ``dest`` as glb, obj (+ mtl + textures beside it), ply, or
+        ``folder`` (every file); ``format`` defaults to dest's suffix. Returns the main file."""
+        from .export import export_asset
+
+        return export_asset(self.get(ref), self.store, dest, format)
+
+    # -- removal and maintenance ----------------------------------------------------------
+
+    def remove(self, ref: str) -> Asset:
+        """Delete asset ``ref`` from the catalogue, then the blobs no other asset uses."""
+        asset = self.get(ref)
+        hashes = {f.hash for f in asset.files}
+        with self.store.lock(exclusive=True):
+            with self.sessions.begin() as s:
+                s.execute(delete(AssetFileRow).where(AssetFileRow.asset_id == asset.id))
+                s.execute(delete(AssetTagRow).where(AssetTagRow.asset_id == asset.id))
+                s.execute(delete(AssetRow).where(AssetRow.id == asset.id))
+            faults.point("removed_rows")
+            with self.sessions() as s:
+                used = set(s.scalars(select(AssetFileRow.blob).where(AssetFileRow.blob.in_(hashes))).all())
+            for h in sorted(hashes - used):
+                self.store.delete(h)
+                faults.point("blob_deleted")
+        log.info(f"removed {asset.name} v{asset.version} ({asset.id}); {len(hashes - used)} blobs deleted")
+        return asset
+
+    def gc(self) -> GcReport:
+        """Delete blobs no asset references (left by interrupted adds or removes) and stale temp files."""
+        report = GcReport()
+        with self.store.lock(exclusive=True):
+            with self.sessions() as s:
+                used = set(s.scalars(select(AssetFileRow.blob).distinct()).all())
+            for h in list(self.store.hashes()):
+                if h not in used:
+                    if isinstance(self.store, LocalBlobStore):
+                        report.bytes_freed += self.store.path(h).stat().st_size
+                    self.store.delete(h)
+                    report.blobs_deleted += 1
+            report.temp_files_deleted = self.store.clean_temp()
+        return report
+
+    def verify(self) -> VerifyReport:
+        """Re-hash every referenced blob: missing, corrupt (content does not match its hash) or
+        wrong-size blobs are problems; unreferenced blobs are listed as orphans."""
+        report = VerifyReport()
+        with self.sessions() as s:
+            rows = s.execute(select(AssetFileRow.blob, AssetFileRow.size, AssetFileRow.path, AssetRow.name,
+                                    AssetRow.version).join(AssetRow, AssetRow.id == AssetFileRow.asset_id)).all()
+            report.assets = s.scalar(select(func.count()).select_from(AssetRow)) or 0
+        refs: dict[str, list[str]] = {}
+        sizes: dict[str, int] = {}
+        for blob, size, path, name, version in rows:
+            refs.setdefault(blob, []).append(f"{name}@{version}:{path}")
+            sizes[blob] = size
+        present = set(self.store.hashes())
+        for h in sorted(refs):
+            if h not in present:
+                report.problems.append(BlobProblem(h, "missing", refs[h]))
+                continue
+            ok, size = self.store.check(h)
+            report.blobs_checked += 1
+            report.bytes_checked += size
+            if not ok:
+                report.problems.append(BlobProblem(h, "corrupt", refs[h]))
+            elif size != sizes[h]:
+                report.problems.append(BlobProblem(h, "size", refs[h]))
+        report.orphans = sorted(present - set(refs))
+        return report
