@@ -46,6 +46,69 @@ class CaptureConfig(_Section):
     sfm: SfMConfig = Field(default_factory=SfMConfig)
 
 
+class HashGridConfig(_Section):
+    n_levels: int = Field(16, ge=1, le=32, description="Hash-grid levels L.")
+    n_features: int = Field(2, ge=1, le=8, description="Features per level F.")
+    log2_hashmap_size: int = Field(19, ge=8, le=24, description="log2 of the table rows per level T.")
+    base_resolution: int = Field(16, ge=2, description="Coarsest level resolution (cells per axis).")
+    max_resolution: int = Field(2048, ge=2, description="Finest level resolution; growth follows from L.")
+
+
+class FieldConfig(_Section):
+    """The neural field: a density NeRF or a NeuS-style SDF, both on a hash grid."""
+
+    kind: Literal["density", "sdf"] = Field("density", description="density (NeRF) or sdf (NeuS).")
+    grid: HashGridConfig = Field(default_factory=HashGridConfig)
+    hidden_dim: int = Field(64, ge=8, description="Hidden width of the geometry MLP.")
+    geo_feat_dim: int = Field(15, ge=0, description="Geometric features passed from geometry to colour MLP.")
+    color_hidden_dim: int = Field(64, ge=8, description="Hidden width of the colour MLP.")
+    color_layers: int = Field(1, ge=1, le=4, description="Hidden layers of the colour MLP.")
+    sh_degree: int = Field(4, ge=1, le=4, description="Spherical-harmonics degree of the view-direction encoding.")
+    appearance_dim: int = Field(0, ge=0, description="Per-frame appearance code size (0: off); for exposure changes.")
+    sdf_init_radius: float = Field(0.5, gt=0, description="SDF: radius of the initial sphere (geometric init).")
+    init_variance: float = Field(0.3, description="SDF: initial log inverse-variance / 10 (inv_s = exp(10*v)).")
+    fd_step: float = Field(0.0, ge=0, description="SDF: finite-difference step (0: the finest active level's cell).")
+    coarse_to_fine_start: int = Field(4, ge=1, description="SDF: hash levels active at the start (Neuralangelo).")
+    coarse_to_fine: float = Field(
+        0.3, ge=0, le=1, description="SDF: fraction of training after which all levels are active (0: all from the start).")
+
+
+class RenderConfig(_Section):
+    bound: float = Field(1.0, gt=0, description="Half side of the cube [-b,b]^3 the field lives in.")
+    grid_resolution: int = Field(128, ge=8, le=512, description="Occupancy grid cells per axis.")
+    samples_per_ray: int = Field(256, ge=8, description="Marching steps across the cube's diagonal (step = 2*sqrt(3)*b/N).")
+    occ_threshold: float = Field(0.01, ge=0, description="Occupancy: a cell is kept when its EMA density*step alpha exceeds this.")
+    occ_ema: float = Field(0.95, gt=0, lt=1, description="Occupancy: EMA decay of the cell values.")
+    occ_update_every: int = Field(16, ge=1, description="Occupancy: update the grid every N iterations.")
+    occ_warmup: int = Field(256, ge=0, description="Occupancy: iterations during which every cell is refreshed.")
+    visual_hull: bool = Field(True, description="Initialise the occupancy grid from the masks' visual hull when masks exist.")
+    background: Literal["auto", "white", "black", "random"] = Field(
+        "auto", description="Training background behind the subject (auto: random for masked synthetic data).")
+    eval_background: Literal["white", "black"] = Field("white", description="Background for evaluation renders.")
+    chunk_rays: int = Field(8192, ge=64, description="Rays per chunk when rendering whole images.")
+
+
+class FitConfig(_Section):
+    iterations: int = Field(20000, ge=1, description="Training iterations (the wall-time budget may stop earlier).")
+    minutes: float | None = Field(None, gt=0, description="Wall-time budget in minutes (None: iterations only).")
+    batch_rays: int = Field(4096, ge=16, description="Rays per training batch.")
+    lr_grid: float = Field(1e-2, gt=0, description="Learning rate of the hash-grid tables.")
+    lr_mlp: float = Field(1e-2, gt=0, description="Learning rate of the MLPs and appearance codes.")
+    lr_variance: float = Field(1e-3, gt=0, description="SDF: learning rate of the inverse variance.")
+    warmup: int = Field(100, ge=0, description="Linear learning-rate warm-up iterations.")
+    lr_final_factor: float = Field(0.1, gt=0, le=1, description="Learning rate at the end as a fraction of the start (exponential decay).")
+    weight_decay_mlp: float = Field(1e-6, ge=0, description="L2 weight decay on the MLPs.")
+    eikonal_weight: float = Field(0.1, ge=0, description="SDF: eikonal loss weight.")
+    curvature_weight: float = Field(5e-4, ge=0, description="SDF: curvature (Laplacian) loss weight.")
+    mask_weight: float = Field(0.1, ge=0, description="Weight of the opacity-vs-mask loss when masks exist.")
+    mixed_precision: bool = Field(True, description="Use autocast (fp16) on CUDA; ignored on CPU.")
+    num_threads: int = Field(2, ge=0, description="torch CPU threads (0: leave torch's default).")
+    eval_every: int = Field(0, ge=0, description="Evaluate on held-out views every N iterations (0: only at the end).")
+    eval_views: int = Field(0, ge=0, description="Held-out views used for periodic eval (0: all); the final eval uses all.")
+    checkpoint_every: int = Field(1000, ge=0, description="Save a checkpoint every N iterations (0: only at the end).")
+    log_every: int = Field(50, ge=1, description="Write a log.jsonl record every N iterations.")
+
+
 class BakeConfig(_Section):
     """Mesh extraction, clean-up, UV unwrap and texture baking (recon.bake)."""
 
@@ -79,6 +142,9 @@ class Config(_Section):
         "auto", description="Kernel backend: auto (cuda > cpp > torch), or force one.")
     capture: CaptureConfig = Field(default_factory=CaptureConfig)
     bake: BakeConfig = Field(default_factory=BakeConfig)
+    field: FieldConfig = Field(default_factory=FieldConfig)
+    render: RenderConfig = Field(default_factory=RenderConfig)
+    fit: FitConfig = Field(default_factory=FitConfig)
 
 
 def _deep_merge(base: dict, over: dict) -> dict:

@@ -1,0 +1,243 @@
+"""The training loop: Adam with per-group learning rates, warm-up + exponential decay, mixed precision
+on CUDA, occupancy updates, checkpoints and resume, periodic eval, progress and a JSON-lines log.
+
+Writes into ``fit_dir``: checkpoints/, config.yaml, log.jsonl, eval.json, renders/.
+"""
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..core.config import Config, write_config
+from ..core.errors import ConfigError
+from ..core.fsutil import atomic_write_bytes
+from ..core.log import get_logger, log_event
+from ..core.progress import progress_bar
+from ..core.types import Capture
+from ..models.object_model import ObjectModel
+from ..ops.backend import active_backend, set_backend
+from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from .data import PixelSet, detect_mask_mode
+from .evaluate import BACKGROUNDS, evaluate
+
+log = get_logger(__name__)
+
+
+def lr_factor(iteration: int, progress: float, warmup: int, final: float) -> float:
+    """Linear warm-up over ``warmup`` iterations, then exponential decay to ``final`` at progress 1."""
+    w = min(1.0, (iteration + 1) / warmup) if warmup > 0 else 1.0
+    return w * final ** min(max(progress, 0.0), 1.0)
+
+
+def _device() -> torch.device:
+    return torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
+
+
+def _make_optimizer(model: ObjectModel) -> torch.optim.Optimizer:
+    groups = model.param_groups()
+    for g in groups:
+        g["initial_lr"] = g["lr"]
+    try:
+        return torch.optim.Adam(groups, betas=(0.9, 0.99), eps=1e-15, fused=True)
+    except (RuntimeError, TypeError):  # fused Adam unavailable for this device / dtype
+        return torch.optim.Adam(groups, betas=(0.9, 0.99), eps=1e-15)
+
+
+def split_indices(cap: Capture) -> tuple[np.ndarray, np.ndarray, str]:
+    """Train and eval frame indices; without a test split, eval on a few training views (named so)."""
+    train = cap.split_indices("train")
+    test = cap.split_indices("test")
+    if len(train) == 0:
+        train = np.arange(len(cap))
+    if len(test) == 0:
+        return train, train[np.linspace(0, len(train) - 1, min(3, len(train))).astype(int)], "train"
+    return train, test, "test"
+
+
+class Trainer:
+    """Fits an ObjectModel to a Capture; ``run()`` trains within the budget and returns eval.json's dict."""
+
+    def __init__(self, cfg: Config, cap: Capture, fit_dir: str | Path, resume: bool = False):
+        self.cfg = cfg
+        self.cap = cap
+        self.dir = Path(fit_dir)
+        self.ckpt_dir = self.dir / "checkpoints"
+        self.device = _device()
+        if cfg.fit.num_threads > 0:
+            torch.set_num_threads(cfg.fit.num_threads)
+        set_backend(cfg.backend)
+        torch.manual_seed(cfg.seed)
+        self.gen = torch.Generator(device=self.device).manual_seed(cfg.seed)
+
+        self.train_idx, self.eval_idx, self.eval_split = split_indices(cap)
+        self.mask_mode = detect_mask_mode(cap)
+        self.pixels = PixelSet(cap, self.train_idx, self.device)
+        self.model = ObjectModel(cfg, n_frames=len(self.train_idx)).to(self.device)
+        self.model.field.normalization.copy_(torch.as_tensor(cap.normalization, dtype=torch.float64))
+        self.opt = _make_optimizer(self.model)
+        self.amp = cfg.fit.mixed_precision and self.device.type == "cuda"
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
+        self.iteration = 0
+        self.train_seconds = 0.0
+        self.resumed_from: str | None = None
+
+        ckpt = latest_checkpoint(self.ckpt_dir) if resume else None
+        if resume and ckpt is None:
+            log.warning(f"{self.ckpt_dir}: no checkpoint to resume from; starting fresh")
+        if ckpt is not None:
+            self._load(ckpt)
+        elif self.cap.masks is not None and cfg.render.visual_hull:
+            kept = self.model.grid.carve_visual_hull(self.pixels.cams, [cap.masks[i] for i in self.train_idx])
+            log_event("visual_hull", kept_fraction=round(kept, 4))
+        self.dir.mkdir(parents=True, exist_ok=True)
+        write_config(cfg, self.dir / "config.yaml")
+
+    # -- state ---------------------------------------------------------------------------------
+    def _state(self) -> dict:
+        from ..core.config import config_to_dict
+
+        return {"model": self.model.state_dict(), "optimizer": self.opt.state_dict(),
+                "scaler": self.scaler.state_dict(), "iteration": self.iteration,
+                "train_seconds": self.train_seconds, "generator": self.gen.get_state(),
+                "torch_rng": torch.get_rng_state(), "config": config_to_dict(self.cfg),
+                "field_kind": self.model.field.kind, "n_frames": len(self.train_idx),
+                "mask_mode": self.mask_mode}
+
+    def _load(self, path: Path) -> None:
+        st = load_checkpoint(path, self.device)
+        try:
+            self.model.load_state_dict(st["model"])
+        except RuntimeError as exc:
+            raise ConfigError(f"{path}: checkpoint does not match the configured field "
+                              f"({str(exc).splitlines()[0]}); resume with the config it was trained with") from None
+        self.opt.load_state_dict(st["optimizer"])
+        self.scaler.load_state_dict(st["scaler"])
+        self.iteration = int(st["iteration"])
+        self.train_seconds = float(st["train_seconds"])
+        self.gen.set_state(st["generator"])
+        torch.set_rng_state(st["torch_rng"])
+        self.resumed_from = str(path)
+        log_event("resume", checkpoint=str(path), iteration=self.iteration)
+
+    def save(self) -> Path:
+        return save_checkpoint(self.ckpt_dir, self._state(), self.iteration)
+
+    # -- loop ----------------------------------------------------------------------------------
+    def _background(self, n: int) -> torch.Tensor:
+        mode = self.cfg.render.background
+        if mode == "auto":
+            mode = "black" if self.mask_mode == "weight" else "random"
+        if mode == "random":
+            return torch.rand(n, 3, device=self.device, generator=self.gen)
+        return torch.tensor(BACKGROUNDS[mode], device=self.device)
+
+    def _progress(self) -> float:
+        fc = self.cfg.fit
+        p = self.iteration / fc.iterations
+        if fc.minutes:
+            p = max(p, self.train_seconds / (60.0 * fc.minutes))
+        return p
+
+    def _done(self) -> bool:
+        fc = self.cfg.fit
+        return self.iteration >= fc.iterations or (fc.minutes is not None and self.train_seconds >= 60 * fc.minutes)
+
+    def step(self) -> dict:
+        """One training iteration; returns its scalar statistics."""
+        cfg, model = self.cfg, self.model
+        p = self._progress()
+        for g in self.opt.param_groups:
+            g["lr"] = g["initial_lr"] * lr_factor(self.iteration, p, cfg.fit.warmup, cfg.fit.lr_final_factor)
+        model.set_progress(p)
+        r = cfg.render
+        if self.iteration % r.occ_update_every == 0:
+            n_cells = max(int(model.grid.hull.sum()) // 8, 1)
+            model.grid.update(model.cell_opacity, n_cells, generator=self.gen,
+                              prune=self.iteration >= r.occ_warmup)
+
+        batch = self.pixels.sample(cfg.fit.batch_rays, self.gen)
+        bg = self._background(cfg.fit.batch_rays)
+        target = batch.rgb
+        if self.mask_mode == "composite" and batch.alpha is not None:
+            target = target * batch.alpha[:, None] + bg * (1.0 - batch.alpha[:, None])
+        with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.amp):
+            out = model.render(batch.rays, bg, training=True, generator=self.gen)
+        terms = model.losses(out, target, batch.alpha, self.mask_mode)
+        loss = sum(terms.values())
+        self.opt.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        self.scaler.step(self.opt)
+        self.scaler.update()
+        self.iteration += 1
+        with torch.no_grad():
+            mse = float(((out.rgb.detach() - target) ** 2).mean())
+        stats = {"loss": float(loss.detach()), "psnr": -10 * math.log10(max(mse, 1e-10)),
+                 "samples_per_ray": out.n_samples / cfg.fit.batch_rays}
+        stats.update({k: float(v) for k, v in terms.items()})
+        return stats
+
+    def run(self) -> dict:
+        cfg = self.cfg
+        fc = cfg.fit
+        log_path = self.dir / "log.jsonl"
+        start_it, start_secs = self.iteration, self.train_seconds
+        log_event("fit_start", frames=len(self.train_idx), pixels=len(self.pixels), field=cfg.field.kind,
+                  mask_mode=self.mask_mode, backend=active_backend(self.device), device=str(self.device),
+                  iteration=self.iteration)
+        with open(log_path, "a") as logf, progress_bar("fit", total=fc.iterations) as bar:
+            if start_it:
+                bar.update(completed=start_it)
+            while not self._done():
+                t0 = time.perf_counter()
+                stats = self.step()
+                if self.device.type == "cuda":
+                    torch.cuda.synchronize()
+                self.train_seconds += time.perf_counter() - t0
+                done_its = self.iteration - start_it
+                rps = fc.batch_rays * done_its / max(self.train_seconds - start_secs, 1e-9)
+                eta = self._eta(done_its, start_secs)
+                bar.advance(1, loss=stats["loss"], psnr=stats["psnr"], rays_s=int(rps), eta_s=int(eta))
+                if self.iteration % fc.log_every == 0 or self._done():
+                    rec = {"iteration": self.iteration, "time": round(self.train_seconds, 3),
+                           "rays_per_second": round(rps, 1), "lr_grid": self.opt.param_groups[0]["lr"],
+                           "occupied": round(float(self.model.grid.binary.float().mean()), 5),
+                           **{k: round(v, 6) for k, v in stats.items()}}
+                    if self.model.is_sdf:
+                        rec["inv_s"] = round(float(self.model.field.inv_s()), 3)
+                        rec["active_levels"] = int(self.model.field.encoding.active_levels)
+                    logf.write(json.dumps(rec) + "\n")
+                    logf.flush()
+                if fc.eval_every and self.iteration % fc.eval_every == 0 and not self._done():
+                    idx = self.eval_idx if not fc.eval_views else self.eval_idx[:fc.eval_views]
+                    ev = evaluate(self.model, self.cap, idx, self.mask_mode)
+                    ev.pop("views")
+                    logf.write(json.dumps({"event": "eval", "iteration": self.iteration, **ev}) + "\n")
+                    log_event("eval", iteration=self.iteration, psnr=round(ev["psnr"], 3))
+                if fc.checkpoint_every and self.iteration % fc.checkpoint_every == 0:
+                    self.save()
+        self.save()
+        rays_per_second = fc.batch_rays * (self.iteration - start_it) / max(self.train_seconds - start_secs, 1e-9)
+        ev = evaluate(self.model, self.cap, self.eval_idx, self.mask_mode, save_dir=self.dir / "renders")
+        result = {"psnr": ev["psnr"], "ssim": ev["ssim"], "n_views": ev["n_views"], "split": self.eval_split,
+                  **({"mask_iou": ev["mask_iou"]} if "mask_iou" in ev else {}),
+                  "train_seconds": round(self.train_seconds, 2), "iterations": self.iteration,
+                  "rays_per_second": round(rays_per_second, 1), "backend": active_backend(self.device),
+                  "device": str(self.device), "field": cfg.field.kind, "mask_mode": self.mask_mode,
+                  "resumed_from": self.resumed_from, "views": ev["views"]}
+        atomic_write_bytes(self.dir / "eval.json", json.dumps(result, indent=2).encode())
+        log_event("fit_done", iterations=self.iteration, psnr=round(result["psnr"], 3),
+                  rays_per_second=round(rays_per_second), train_seconds=round(self.train_seconds, 1))
+        return result
+
+    def _eta(self, done_its: int, start_secs: float) -> float:
+        fc = self.cfg.fit
+        per_it = (self.train_seconds - start_secs) / max(done_its, 1)
+        eta = (fc.iterations - self.iteration) * per_it
+        if fc.minutes:
+            eta = min(eta, 60 * fc.minutes - self.train_seconds)
+        return max(eta, 0.0)
