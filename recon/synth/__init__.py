@@ -1,1 +1,15 @@
-"""recon.synth"""
+"""recon.synth: render known meshes into captures with perfect ground truth.
+
+    from recon.synth import synth_capture
+    cap = synth_capture("bunny.ply", "out/bunny", views=60, test_views=10, size=256)
+
+Pieces: ``load_mesh`` (trimesh, texture / vertex colours / procedural pattern),
+``sphere_cameras`` / ``train_test_cameras`` (views around the mesh),
+``render_views`` (exact CPU rasterizer, supersampled colour).
+"""
+from .cameras import sphere_cameras, train_test_cameras
+from .mesh import Mesh, load_mesh
+from .render import render_views
+from .synthetic_capture import synth_capture
+
+__all__ = ["synth_capture", "load_mesh", "Mesh", "render_views", "sphere_cameras", "train_test_cameras"]
