@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -68,6 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
     _add_common_args(p)
     p.set_defaults(func=_cmd_synth)
+    _add_library_parser(sub)
+    _add_ingest_parser(sub)
     return parser
 
 
@@ -92,6 +95,139 @@ def _cmd_synth(args) -> int:
                   seed=args.seed, overwrite=args.overwrite)
     print(f"{args.out}: {args.views} train + {args.test_views} test views of {args.mesh}")
     return 0
+
+
+def _add_library_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--library", metavar="PATH_OR_URL",
+                   help="catalogue: a SQLite file or postgresql://user@host/db "
+                        "(default: $RECON_LIBRARY or ~/.recon/library.db)")
+    p.add_argument("--store", metavar="DIR_OR_URL",
+                   help="blob store folder or fsspec URL (default: the one the catalogue recorded; "
+                        "for a new SQLite library <file stem>.blobs beside it)")
+
+
+def _add_library_parser(sub) -> None:
+    lib = sub.add_parser("library", help="the asset library: list, show, find, export, remove, gc, verify",
+                         description="Browse and maintain the asset library (catalogue + content-addressed blobs).")
+    cmds = lib.add_subparsers(dest="library_command", metavar="ACTION", required=True)
+
+    def action(name: str, help: str, json_out: bool = True) -> argparse.ArgumentParser:
+        p = cmds.add_parser(name, help=help, description=help)
+        _add_library_args(p)
+        if json_out:
+            p.add_argument("--json", action="store_true", help="machine-readable JSON on stdout")
+        _add_common_args(p)
+        p.set_defaults(func=_cmd_library)
+        return p
+
+    p = action("ls", "list assets (newest version of each name with --latest)")
+    p.add_argument("--latest", action="store_true", help="only the newest version of each name")
+    p = action("show", "show one asset: provenance, metrics, files")
+    p.add_argument("asset", help="asset id (or unique prefix), NAME (latest version) or NAME@VERSION")
+    p = action("find", "search assets")
+    p.add_argument("--kind", help="object, articulated, head, body or garment")
+    p.add_argument("--tag", help="assets carrying this tag")
+    p.add_argument("--name", help="name, '*' wildcards allowed")
+    p.add_argument("--min-psnr", type=float, help="PSNR at least this (assets without PSNR are left out)")
+    p.add_argument("--latest", action="store_true", help="only the newest version of each name")
+    p = action("add", "add an asset folder (what recon bake writes to OUT/asset)", json_out=True)
+    p.add_argument("asset_dir", help="the asset folder")
+    p.add_argument("--name", help="asset name (default: provenance.json, else the mesh file's stem)")
+    p.add_argument("--tag", dest="tags", action="append", default=[], help="tag (repeatable)")
+    p.add_argument("--kind", help="object, articulated, head, body or garment (default: provenance.json)")
+    p.add_argument("--licence", help="licence of the source capture")
+    p.add_argument("--operator", help="who captured or ingested it")
+    p.add_argument("--notes", help="free text")
+    p = action("export", "write an asset as glb, obj (+mtl, textures), ply, or its whole folder", json_out=False)
+    p.add_argument("asset", help="asset id (or unique prefix), NAME or NAME@VERSION")
+    p.add_argument("--out", required=True, metavar="FILE", help="output file (a folder for --format folder)")
+    p.add_argument("--format", choices=["glb", "obj", "ply", "folder"], help="default: the --out suffix")
+    p = action("rm", "remove assets (their blobs go when no other asset uses them)", json_out=False)
+    p.add_argument("assets", nargs="+", help="asset ids, NAMEs or NAME@VERSIONs")
+    action("gc", "delete unreferenced blobs and leftovers of interrupted writes", json_out=False)
+    action("verify", "re-hash every blob; exit 1 if any is missing or corrupt")
+
+
+def _cmd_library(args) -> int:
+    from .library import Library, tables
+
+    as_json = getattr(args, "json", False)
+    with Library(args.library, store=args.store) as lib:
+        cmd = args.library_command
+        if cmd == "ls":
+            tables.print_assets(lib.find(latest=args.latest), lib.display_url, as_json)
+        elif cmd == "find":
+            found = lib.find(kind=args.kind, tag=args.tag, name=args.name, min_psnr=args.min_psnr, latest=args.latest)
+            tables.print_assets(found, "found", as_json)
+        elif cmd == "show":
+            tables.print_asset(lib.get(args.asset), as_json)
+        elif cmd == "add":
+            a = lib.add(args.asset_dir, name=args.name, tags=args.tags, kind=args.kind, licence=args.licence,
+                        operator=args.operator, notes=args.notes)
+            print(json.dumps(a.to_dict(), indent=2) if as_json else f"{a.id} {a.name} v{a.version}")
+        elif cmd == "export":
+            print(lib.export(args.asset, args.out, format=args.format))
+        elif cmd == "rm":
+            for ref in args.assets:
+                a = lib.remove(ref)
+                print(f"removed {a.id} {a.name} v{a.version}")
+        elif cmd == "gc":
+            tables.print_gc(lib.gc())
+        elif cmd == "verify":
+            report = lib.verify()
+            tables.print_verify(report, as_json)
+            return 0 if report.ok else 1
+    return 0
+
+
+def _add_ingest_parser(sub) -> None:
+    p = sub.add_parser(
+        "ingest", help="turn a manifest of captures into library assets (resumable batch jobs)",
+        description="Run capture -> fit -> bake -> library add for every capture of MANIFEST (YAML or CSV), "
+                    "each job in its own work folder with its own log. Rerunning skips finished jobs and "
+                    "retries failed ones. 'recon ingest status [MANIFEST]' shows the jobs' progress.")
+    p.add_argument("manifest", metavar="MANIFEST", help="manifest file, or 'status'")
+    p.add_argument("status_manifest", nargs="?", metavar="MANIFEST",
+                   help="with 'status': only this manifest's jobs")
+    _add_library_args(p)
+    p.add_argument("--runner", choices=["local", "ray"], default="local",
+                   help="local process pool (default) or a Ray cluster")
+    p.add_argument("--workers", type=int, help="jobs at once (local default: min(4, CPUs); ray: cluster CPUs)")
+    p.add_argument("--address", help="Ray cluster address (ray://host:10001, host:6379, auto; default $RAY_ADDRESS)")
+    p.add_argument("--retries", type=int, default=2, help="extra attempts per failed job, across reruns (default 2)")
+    p.add_argument("--work", metavar="DIR", help="work folders root (default: <manifest stem>-work beside it)")
+    p.add_argument("--cpus-per-job", type=float, default=1.0, help="Ray: CPUs requested per job (default 1)")
+    p.add_argument("--gpus-per-job", type=float, help="Ray: GPUs per job (default 1 if the cluster has GPUs, else 0)")
+    p.add_argument("--pipeline", metavar="MODULE:FUNC",
+                   help="advanced: a function (job, work_dir) -> asset folder replacing capture -> fit -> bake")
+    p.add_argument("--json", action="store_true", help="status as JSON on stdout")
+    _add_common_args(p)
+    p.set_defaults(func=_cmd_ingest)
+
+
+def _cmd_ingest(args) -> int:
+    from .jobs.batch import ingest, job_states
+    from .jobs.status import print_status
+
+    if args.manifest == "status" and not Path("status").is_file():
+        print_status(job_states(args.library, args.status_manifest, store=args.store), as_json=args.json)
+        return 0
+    if args.status_manifest:
+        from .core.errors import InputError
+
+        raise InputError(None, f"unexpected argument '{args.status_manifest}' (one manifest per run)")
+
+    def event(st) -> None:
+        from .core.log import log_event
+
+        log_event("job", name=st.name, status=st.status, attempts=st.attempts, asset=st.asset_id,
+                  error=st.error)
+
+    result = ingest(args.manifest, library=args.library, store=args.store, runner=args.runner, workers=args.workers,
+                    address=args.address, retries=args.retries, work_root=args.work, pipeline=args.pipeline,
+                    cpus_per_job=args.cpus_per_job, gpus_per_job=args.gpus_per_job, on_event=event)
+    print_status(result.states, as_json=args.json)
+    return 0 if result.ok else 1
 
 
 def main(argv: list[str] | None = None) -> int:
