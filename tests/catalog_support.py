@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import atexit
 import glob
-import json
 import os
 import shutil
 import socket
@@ -125,63 +124,23 @@ def library(catalog_url, store_dir):
     lib.close()
 
 
-# -- synthetic asset folders ------------------------------------------------------------------
+# -- synthetic asset folders: tests/asset_factory.py ------------------------------------------
 
-_OBJ = """mtllib {name}.mtl
-v 0 0 0
-v {s} 0 0
-v 0 {s} 0
-v 0 0 {s}
-vt 0 0
-vt 1 0
-vt 0 1
-usemtl material0
-f 1/1 3/3 2/2
-f 1/1 2/2 4/3
-f 1/1 4/3 3/3
-f 2/2 3/3 4/3
-"""
-_MTL = "newmtl material0\nKd 1 1 1\nmap_Kd textures/albedo.png\n"
+def _factory():
+    import importlib.util
+    import sys
+
+    name = "recon_tests_asset_factory"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("asset_factory.py"))
+        mod = importlib.util.module_from_spec(spec)
+        sys.modules[name] = mod
+        spec.loader.exec_module(mod)
+    return sys.modules[name]
 
 
-def make_asset_folder(root: str | Path, name: str = "box", seed: int = 0, *, source_hash: str | None = None,
-                      config_hash: str | None = None, provenance: bool = True, kind: str = "object",
-                      psnr: float | None = 30.0, extra_bytes: int = 0) -> Path:
-    """An asset folder as recon.bake writes it (OUT/asset/), small and deterministic in ``seed``.
-
-    ``extra_bytes`` adds a large texture (for crash tests that need writes to take a while).
-    """
-    import numpy as np
-    import trimesh
-    from PIL import Image
-
-    root = Path(root)
-    (root / "textures").mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(seed)
-    s = 1.0 + seed
-    mesh = trimesh.Trimesh(vertices=[[0, 0, 0], [s, 0, 0], [0, s, 0], [0, 0, s]],
-                           faces=[[0, 2, 1], [0, 1, 3], [0, 3, 2], [1, 2, 3]], process=False)
-    mesh.export(root / f"{name}.glb")
-    mesh.export(root / f"{name}.ply")
-    (root / f"{name}.obj").write_text(_OBJ.format(name=name, s=s))
-    (root / f"{name}.mtl").write_text(_MTL)
-    Image.fromarray(rng.integers(0, 255, (16, 16, 3), dtype=np.uint8)).save(root / "textures" / "albedo.png")
-    Image.fromarray(rng.integers(0, 255, (8, 8, 3), dtype=np.uint8)).save(root / "thumb.png")
-    if extra_bytes:
-        (root / "textures" / "detail.png").write_bytes(rng.bytes(extra_bytes))
-    (root / "turntable.mp4").write_bytes(b"\0\0\0\x18ftypmp42" + rng.bytes(64))
-    (root / "report.html").write_text(f"<html><body>{name} {seed}</body></html>\n")
-    metrics = {"triangles": 4, "vertices": 4, "texture_size": 16, "mask_iou": 0.9}
-    if psnr is not None:
-        metrics["psnr"] = psnr
-    (root / "metrics.json").write_text(json.dumps(metrics))
-    if provenance:
-        (root / "provenance.json").write_text(json.dumps({
-            "name": name, "kind": kind, "source_path": f"/captures/{name}.mp4",
-            "source_hash": source_hash if source_hash is not None else f"src{seed:061d}",
-            "config_hash": config_hash if config_hash is not None else "cfg0000000000000",
-            "recon_version": "0.1.0", "licence": "CC-BY-4.0", "operator": "tester", "notes": "synthetic"}))
-    return root
+def make_asset_folder(*args, **kw) -> Path:
+    return _factory().make_asset_folder(*args, **kw)
 
 
 @pytest.fixture

@@ -222,8 +222,9 @@ class Library:
         return Asset(id=row.id, name=row.name, version=row.version, kind=row.kind, source_hash=row.source_hash,
                      config_hash=row.config_hash, recon_version=row.recon_version, created=row.created_at,
                      licence=row.licence, metrics=dict(row.metrics or {}),
-                     files=tuple(AssetFile(f.path, f.role, f.blob, f.size) for f in row.files),
-                     tags=tuple(t.tag for t in row.tags), provenance=dict(row.provenance or {}), library=self)
+                     files=tuple(sorted((AssetFile(f.path, f.role, f.blob, f.size) for f in row.files),
+                                        key=lambda f: f.path)),
+                     tags=tuple(sorted(t.tag for t in row.tags)), provenance=dict(row.provenance or {}), library=self)
 
     # -- add ------------------------------------------------------------------------------
 
@@ -393,8 +394,9 @@ class Library:
         return report
 
     def verify(self) -> VerifyReport:
-        """Re-hash every referenced blob: missing, corrupt (content does not match its hash) or
-        wrong-size blobs are problems; unreferenced blobs are listed as orphans."""
+        """Re-hash every blob in the store: a referenced blob that is missing, corrupt (content
+        does not match its hash) or of the wrong size is a problem, and so is a corrupt
+        unreferenced one; unreferenced blobs are listed as orphans (``gc`` removes them)."""
         report = VerifyReport()
         with self.sessions() as s:
             rows = s.execute(select(AssetFileRow.blob, AssetFileRow.size, AssetFileRow.path, AssetRow.name,
@@ -418,4 +420,10 @@ class Library:
             elif size != sizes[h]:
                 report.problems.append(BlobProblem(h, "size", refs[h]))
         report.orphans = sorted(present - set(refs))
+        for h in report.orphans:  # not used by any asset, but a blob must never be half-written
+            ok, size = self.store.check(h)
+            report.blobs_checked += 1
+            report.bytes_checked += size
+            if not ok:
+                report.problems.append(BlobProblem(h, "corrupt", []))
         return report

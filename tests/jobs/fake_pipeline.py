@@ -2,7 +2,7 @@
 ``recon ingest --pipeline tests/jobs/fake_pipeline.py:run`` (workers load it by path).
 
 It hashes the capture folder like a capture stage would, and writes an asset folder
-(``tests/catalog_support.make_asset_folder``) whose provenance carries that hash and the
+(``tests/asset_factory.make_asset_folder``) whose provenance carries that hash and the
 config's hash, so the library's same-capture-same-config rule applies as for real assets.
 
 Control files in a capture folder steer it (they are left out of the hash):
@@ -24,10 +24,10 @@ from pathlib import Path
 CONTROL = {"hold", "hold.taken", "fail_first", "fail.taken"}
 
 
-def _support():
-    name = "recon_tests_catalog_support"
+def _factory():
+    name = "recon_tests_asset_factory"
     if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).parents[1] / "catalog_support.py")
+        spec = importlib.util.spec_from_file_location(name, Path(__file__).parents[1] / "asset_factory.py")
         mod = importlib.util.module_from_spec(spec)
         sys.modules[name] = mod
         spec.loader.exec_module(mod)
@@ -59,7 +59,7 @@ def run(job, work_dir) -> Path:
     config_hash = hashlib.sha256(json.dumps([job.preset, list(job.overrides)]).encode()).hexdigest()[:16]
     tmp = work / "asset.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
-    _support().make_asset_folder(tmp, name=job.name, seed=int(sh[:6], 16) % 997, source_hash=sh,
+    _factory().make_asset_folder(tmp, name=job.name, seed=int(sh[:6], 16) % 997, source_hash=sh,
                                  config_hash=config_hash, kind=job.kind)
     out = work / "asset"
     shutil.rmtree(out, ignore_errors=True)
