@@ -42,6 +42,11 @@ from torch import Tensor
 CHUNK_PAIRS = 1 << 20
 
 
+def _corners(verts: Tensor, faces: Tensor) -> Tensor:
+    """(F, 3, 3) corner positions of ``faces`` (index_select: fast, differentiable)."""
+    return verts.index_select(0, faces.reshape(-1)).view(-1, 3, verts.shape[1])
+
+
 def _edge_setup(tri: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     """Per-face edge data. tri: (F, 3, 2) screen xy.
 
@@ -49,8 +54,8 @@ def _edge_setup(tri: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     point ``a`` (F, 3, 2), direction ``d = b - a`` (F, 3, 2) and sign ``s`` (F, 3) such that
     ``e_k(p) = s * (d.x * (p.y - a.y) - d.y * (p.x - a.x))``.
     """
-    p = tri[:, [1, 2, 0]]  # edge k starts at vertex k+1 ...
-    q = tri[:, [2, 0, 1]]  # ... and ends at vertex k+2
+    p = torch.roll(tri, -1, 1)  # edge k starts at vertex k+1 ...
+    q = torch.roll(tri, -2, 1)  # ... and ends at vertex k+2
     # canonical order: the lexicographically smaller endpoint first
     swap = (p[..., 0] > q[..., 0]) | ((p[..., 0] == q[..., 0]) & (p[..., 1] > q[..., 1]))
     a = torch.where(swap[..., None], q, p)
@@ -93,7 +98,7 @@ def rasterize_torch(verts: Tensor, faces: Tensor, height: int, width: int) -> tu
     depth = verts.new_zeros(H * W)
 
     with torch.no_grad():
-        tri = verts.detach()[faces]  # (F, 3, 3)
+        tri = _corners(verts.detach(), faces)
         xy, z = tri[..., :2], tri[..., 2]
         a, d, s = _edge_setup(xy)
         area = _edge_functions(a[:, :1], d[:, :1], s[:, :1], xy[:, 0, 0], xy[:, 0, 1])[:, 0]
@@ -106,45 +111,46 @@ def rasterize_torch(verts: Tensor, faces: Tensor, height: int, width: int) -> tu
         fids = torch.nonzero(valid)[:, 0]
         key_buf = torch.full((H * W,), torch.iinfo(torch.long).max, dtype=torch.long, device=device)
         if fids.numel():
-            bw = n[fids, 0].long()
-            count = bw * n[fids, 1].long()
-            lo_i = lo[fids].long()
-            sgn = torch.sign(area[fids])
+            # per-face tables, gathered per candidate pair with index_select (one row copy each):
+            # floats a.x a.y (3 edges), d.x d.y (3 edges), s * sign(area) (3), 1/z (3)
+            s_in = s * torch.sign(area)[:, None]  # inside <=> all e >= 0; ratios are unchanged
+            ftab = torch.cat([a[..., 0], a[..., 1], d[..., 0], d[..., 1], s_in, 1.0 / z], 1)[fids]
+            ints = torch.stack([n[fids, 0], lo[fids, 0], lo[fids, 1]], 1).long()  # box width, x0, y0
+            count = ints[:, 0] * n[fids, 1].long()
             # split the faces into chunks of about CHUNK_PAIRS candidate pixels
             csum = torch.cumsum(count, 0)
             marks = torch.arange(CHUNK_PAIRS, max(int(csum[-1]), CHUNK_PAIRS), CHUNK_PAIRS, device=device)
             bounds = torch.searchsorted(csum, marks, right=True).tolist()
-            starts = [0] + bounds
-            ends = bounds + [fids.numel()]
-            for c0, c1 in zip(starts, ends):
+            for c0, c1 in zip([0] + bounds, bounds + [fids.numel()]):
                 if c1 <= c0:
                     continue
                 cnt = count[c0:c1]
                 total = int(cnt.sum())
-                local_face = torch.repeat_interleave(torch.arange(c1 - c0, device=device), cnt, output_size=total)
-                first = torch.cumsum(cnt, 0) - cnt
-                k = torch.arange(total, device=device) - first[local_face]
-                f_glob = local_face + c0
-                bwf = bw[f_glob]
-                col = lo_i[f_glob, 0] + k % bwf
-                row = lo_i[f_glob, 1] + torch.div(k, bwf, rounding_mode="floor")
-                f = fids[f_glob]
-                e = _edge_functions(a[f], d[f], s[f], col.to(dtype) + 0.5, row.to(dtype) + 0.5)
-                inside = ((e * sgn[f_glob, None]) >= 0).all(1)
-                e, f = e[inside], f[inside]
-                pix = (row * W + col)[inside]
-                _, zpix = _interpolate(e, 1.0 / z[f])
-                keep = zpix > 0  # guards against rounding at degenerate slivers
-                zbits = zpix[keep].float().view(torch.int32).long()
-                key = (zbits << 32) | f[keep]
-                key_buf.scatter_reduce_(0, pix[keep], key, reduce="amin", include_self=True)
+                g = torch.repeat_interleave(torch.arange(c0, c1, device=device), cnt, output_size=total)
+                k = torch.arange(total, device=device) - (torch.cumsum(cnt, 0) - cnt).index_select(0, g - c0)
+                box = ints.index_select(0, g)
+                col = box[:, 1] + k % box[:, 0]
+                row = box[:, 2] + torch.div(k, box[:, 0], rounding_mode="floor")
+                t = ftab.index_select(0, g)
+                px, py = col.to(dtype) + 0.5, row.to(dtype) + 0.5
+                # same expression as _edge_functions, on the packed columns
+                e = t[:, 12:15] * (t[:, 6:9] * (py[:, None] - t[:, 3:6]) - t[:, 9:12] * (px[:, None] - t[:, 0:3]))
+                idx = torch.nonzero((e >= 0).all(1))[:, 0]
+                e = e.index_select(0, idx)
+                g = g.index_select(0, idx)
+                _, zpix = _interpolate(e, ftab[:, 15:18].index_select(0, g))
+                keep = torch.nonzero(zpix > 0)[:, 0]  # guards against rounding at degenerate slivers
+                zbits = zpix.index_select(0, keep).float().view(torch.int32).long()
+                key = (zbits << 32) | fids.index_select(0, g.index_select(0, keep))
+                pix = (row * W + col).index_select(0, idx).index_select(0, keep)
+                key_buf.scatter_reduce_(0, pix, key, reduce="amin", include_self=True)
 
         hit = torch.nonzero(key_buf != torch.iinfo(torch.long).max)[:, 0]
         f_hit = key_buf[hit] & 0xFFFFFFFF
 
     if hit.numel():
         # recompute the winners' values with autograd, by the same formula as above
-        tri_g = verts[faces[f_hit]]  # (P, 3, 3)
+        tri_g = _corners(verts, faces.index_select(0, f_hit))
         a_g, d_g, s_g = _edge_setup(tri_g[..., :2])
         px = (hit % W).to(dtype) + 0.5
         py = torch.div(hit, W, rounding_mode="floor").to(dtype) + 0.5
