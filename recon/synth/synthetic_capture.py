@@ -7,7 +7,8 @@ Folder layout (the capture writer's, plus ground truth):
   transforms.json       cameras in the normalised world (the writer's "recon" block holds
   capture.json          the normalisation: mesh world -> unit sphere); capture.json's
                         meta.synthetic records the mesh (path, sha256), views, size, seed
-  depth/<name>.npy      float32 camera-space depth at pixel centres, in mesh units, 0 = background
+  depth/<name>.npz      "depth": float32 camera-space depth at pixel centres, in mesh units,
+                        0 = background (compressed; ``read_depth``)
   normals/<name>.png    16-bit RGB world-space normals encoded (n + 1) / 2, 0 = background
   gt_mesh.ply           the rendered geometry in mesh units (apply the normalisation to compare
                         with a reconstruction in the normalised world)
@@ -51,6 +52,12 @@ def read_normals_png(path: str | Path) -> np.ndarray:
     return np.where(np.any(enc != 0, axis=-1, keepdims=True), n, 0.0).astype(np.float32)
 
 
+def read_depth(path: str | Path) -> np.ndarray:
+    """(H, W) float32 depth written by ``synth_capture`` (mesh units, 0 = background)."""
+    with np.load(path) as data:
+        return data["depth"]
+
+
 def synth_capture(mesh_path: str | Path, out: str | Path, views: int = 60, test_views: int = 10,
                   size: int = 256, seed: int = 0, overwrite: bool = False) -> Capture:
     """Render ``views`` training and ``test_views`` test views of a mesh into the capture folder ``out``.
@@ -79,7 +86,8 @@ def synth_capture(mesh_path: str | Path, out: str | Path, views: int = 60, test_
         rendered.append(render_views(mesh, cams[i])[0])
     synthetic = {"mesh": str(mesh_path), "mesh_sha256": sha256_file(mesh_path), "views": views,
                  "test_views": test_views, "size": size, "seed": seed, "appearance": mesh.appearance,
-                 "depth": "depth/<name>.npy: float32 camera z at pixel centres in mesh units, 0 = background",
+                 "depth": "depth/<name>.npz['depth']: float32 camera z at pixel centres in mesh units, "
+                          "0 = background",
                  "normals": "normals/<name>.png: 16-bit RGB world normals as (n+1)/2, 0 = background",
                  "gt_mesh": "gt_mesh.ply in mesh units"}
     cap = Capture(
@@ -97,7 +105,7 @@ def synth_capture(mesh_path: str | Path, out: str | Path, views: int = 60, test_
         write_capture_folder(cap, tmp)
         for f, r in zip(frames, rendered):
             (tmp / "depth").mkdir(exist_ok=True)
-            np.save(tmp / "depth" / f"{f.name}.npy", r["depth"].astype(np.float32))
+            np.savez_compressed(tmp / "depth" / f"{f.name}.npz", depth=r["depth"].astype(np.float32))
             write_normals_png(tmp / "normals" / f"{f.name}.png", r["normal"])
         mesh.to_trimesh().export(tmp / "gt_mesh.ply")
     log.info(f"wrote {views} train + {test_views} test views of {mesh_path} to {out}")

@@ -16,7 +16,7 @@ from recon.core.errors import InputError
 from recon.core.fsutil import sha256_file
 from recon.core.imageio import read_image, read_mask
 from recon.synth import load_mesh, synth_capture
-from recon.synth.synthetic_capture import read_normals_png
+from recon.synth.synthetic_capture import read_depth, read_normals_png
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +71,7 @@ def test_ground_truth_depth_normals_mesh_and_provenance(bunny_capture):
     np.testing.assert_allclose(gt.vertices, mesh.vertices, atol=1e-6)  # mesh units, not normalised
     for i in (0, 9):
         name = cap.frames[i].name
-        depth = np.load(out / "depth" / f"{name}.npy")
+        depth = read_depth(out / "depth" / f"{name}.npz")
         normal = read_normals_png(out / "normals" / f"{name}.png")
         assert depth.shape == (64, 64) and depth.dtype == np.float32
         hit = depth > 0
@@ -105,8 +105,8 @@ def test_same_seed_same_capture_other_seed_other_cameras(tmp_path):
     for name in ("r_000", "r_003"):
         assert (tmp_path / "a" / "frames" / f"{name}.png").read_bytes() == \
             (tmp_path / "b" / "frames" / f"{name}.png").read_bytes()
-        np.testing.assert_array_equal(np.load(tmp_path / "a" / "depth" / f"{name}.npy"),
-                                      np.load(tmp_path / "b" / "depth" / f"{name}.npy"))
+        np.testing.assert_array_equal(read_depth(tmp_path / "a" / "depth" / f"{name}.npz"),
+                                      read_depth(tmp_path / "b" / "depth" / f"{name}.npz"))
     assert np.abs(a.cameras.c2w - c.cameras.c2w).max() > 1e-3
     assert not np.array_equal(read_image(tmp_path / "a" / "frames" / "r_000.png"),
                               read_image(tmp_path / "c" / "frames" / "r_000.png"))
