@@ -1,0 +1,112 @@
+"""Pictures of a baked asset: thumbnail, turntable video, renders at the capture's cameras.
+
+All rendering goes through ``recon.synth.render_views`` (the project's mesh renderer):
+the baked mesh with its base-colour texture, lit (``lambert``) for previews and unlit
+for comparisons with photos, where the field's colour is what the photo shows.
+"""
+from __future__ import annotations
+
+import io
+import math
+from pathlib import Path
+
+import numpy as np
+
+from ..core.types import Cameras
+from .textured_mesh import TexturedMesh
+
+
+def synth_mesh(mesh: TexturedMesh):
+    """The asset as a ``recon.synth.Mesh`` (texture float sRGB, OpenGL-style uvs)."""
+    from ..synth.mesh import Mesh
+
+    pos = mesh.positions.astype(np.float64)
+    lo, hi = pos.min(0), pos.max(0)
+    center = (lo + hi) / 2
+    return Mesh(vertices=pos, faces=mesh.faces.astype(np.int64),
+                uv=np.stack([mesh.uvs[:, 0], 1.0 - mesh.uvs[:, 1]], -1).astype(np.float32),
+                texture=mesh.base_color.astype(np.float32) / 255.0, vertex_colors=None, procedural=None,
+                center=center, radius=float(np.linalg.norm(pos - center, axis=1).max()), source="baked")
+
+
+def orbit_cameras(center: np.ndarray, radius: float, n: int, size: int, up=(0.0, 1.0, 0.0),
+                  elevation_deg: float = 20.0, fov_deg: float = 35.0, fill: float = 0.8) -> Cameras:
+    """``n`` square cameras on a circle around ``up`` through ``center``, looking at it."""
+    from ..synth.cameras import distance_for_fill, look_at
+
+    up = np.asarray(up, np.float64) / np.linalg.norm(up)
+    a = np.cross(up, [1.0, 0, 0] if abs(up[0]) < 0.9 else [0, 0, 1.0])
+    a /= np.linalg.norm(a)
+    b = np.cross(up, a)
+    dist = distance_for_fill(radius, fov_deg, fill)
+    el = math.radians(elevation_deg)
+    t = np.linspace(0, 2 * math.pi, n, endpoint=False)
+    dirs = (np.cos(el) * (np.cos(t)[:, None] * a + np.sin(t)[:, None] * b) + math.sin(el) * up)
+    eyes = np.asarray(center, np.float64) + dist * dirs
+    f = 0.5 * size / math.tan(math.radians(fov_deg) / 2)
+    return Cameras.create(look_at(eyes, center, up), f, f, size / 2, size / 2, size, size)
+
+
+def render(mesh: TexturedMesh, cameras: Cameras, lit: bool = True, supersample: int = 2) -> list[dict]:
+    """``render_views`` of the asset: dicts with rgb (H, W, 3) float in [0, 1] over white and alpha."""
+    from ..synth.render import render_views
+
+    return render_views(synth_mesh(mesh), cameras, supersample=supersample,
+                        shading="lambert" if lit else "unlit")
+
+
+def turntable(mesh: TexturedMesh, frames: int, size: int, up=(0.0, 1.0, 0.0)) -> list[np.ndarray]:
+    """One revolution around ``up``: ``frames`` (size, size, 3) uint8 images."""
+    sm = synth_mesh(mesh)
+    cams = orbit_cameras(sm.center, sm.radius, frames, size, up)
+    return [_u8(v["rgb"]) for v in render(mesh, cams)]
+
+
+def _u8(x: np.ndarray) -> np.ndarray:
+    return (np.clip(x, 0, 1) * 255 + 0.5).astype(np.uint8)
+
+
+def encode_video(frames: list[np.ndarray], fps: int = 24) -> tuple[bytes, str]:
+    """MP4 bytes of ``frames`` (H.264 when PyAV's FFmpeg has an encoder for it, else MPEG-4 part 2)
+    and the codec used."""
+    import av
+
+    h, w = frames[0].shape[:2]
+    buf = io.BytesIO()
+    with av.open(buf, mode="w", format="mp4") as out:
+        for codec in ("libx264", "h264", "mpeg4"):
+            try:
+                stream = out.add_stream(codec, rate=fps)
+                break
+            except (ValueError, av.error.FFmpegError):
+                continue
+        else:  # pragma: no cover - depends on the FFmpeg build
+            raise RuntimeError("no MP4 video encoder in PyAV's FFmpeg")
+        stream.width, stream.height = w - w % 2, h - h % 2
+        stream.pix_fmt = "yuv420p"
+        if stream.codec_context.name == "mpeg4":
+            stream.bit_rate = 4_000_000
+        else:
+            stream.options = {"crf": "20"}
+        for f in frames:
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(f[: stream.height, : stream.width]), format="rgb24")
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+        name = stream.codec_context.name
+    return buf.getvalue(), name
+
+
+def write_previews(mesh: TexturedMesh, out_dir: Path, frames: int, size: int, up=(0.0, 1.0, 0.0)) -> dict:
+    """thumb.png (the first turntable frame) and turntable.mp4 in ``out_dir``.
+
+    Returns {"thumb": the thumbnail (size, size, 3) uint8, "turntable_codec": codec name}.
+    """
+    from .writers._png import encode_png
+
+    images = turntable(mesh, frames, size, up)
+    (out_dir / "thumb.png").write_bytes(encode_png(images[0]))
+    data, codec = encode_video(images)
+    (out_dir / "turntable.mp4").write_bytes(data)
+    return {"thumb": images[0], "turntable_codec": codec}

@@ -1,0 +1,125 @@
+"""report.html: one self-contained page per asset that works offline.
+
+It shows the inputs (a strip of capture frames), the baked asset rendered beside the
+held-out photos, the metrics, the textures, and an interactive 3D view: Google's
+``<model-viewer>`` (Apache-2.0, three.js inside, MIT) inlined from the package's
+``static/`` folder (copied there from npm by scripts/setup.sh) with the .glb embedded
+as base64. Without the bundle the page still renders, with the thumbnail instead.
+"""
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from ..core.log import get_logger
+
+log = get_logger(__name__)
+
+STATIC = Path(__file__).resolve().parent / "static"
+VIEWER_JS = "model-viewer.min.js"
+# the npm install the bundle is copied from (a source checkout without setup.sh's copy step)
+_NPM_VIEWER = Path(__file__).resolve().parents[2] / "tools/node_modules/@google/model-viewer/dist/model-viewer-umd.min.js"
+
+
+def viewer_script() -> str | None:
+    """The <model-viewer> bundle's JavaScript, or None when it is not installed."""
+    for p in (STATIC / VIEWER_JS, _NPM_VIEWER):
+        if p.is_file():
+            js = p.read_text(encoding="utf-8")
+            js = re.sub(r"//# sourceMappingURL=\S+\s*$", "", js)  # no map to fetch offline
+            return js.replace("</script", "<\\/script")
+    return None
+
+
+def _img_uri(img: np.ndarray, max_side: int | None = None, fmt: str = "JPEG") -> str:
+    im = Image.fromarray(img)
+    if max_side and max(im.size) > max_side:
+        im.thumbnail((max_side, max_side), Image.LANCZOS)
+    buf = io.BytesIO()
+    if fmt == "JPEG":
+        im.convert("RGB").save(buf, format="JPEG", quality=88)
+    else:
+        im.save(buf, format="PNG")
+    return f"data:image/{fmt.lower()};base64,{base64.b64encode(buf.getvalue()).decode()}"
+
+
+def _fmt(v) -> str:
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    if isinstance(v, (dict, list)):
+        return html.escape(json.dumps(v))
+    return html.escape(str(v))
+
+
+_CSS = """
+body{font-family:system-ui,sans-serif;margin:24px;color:#222;background:#fafafa}
+h1{margin:0 0 4px}h2{margin:28px 0 8px;font-size:18px}.sub{color:#666;margin-bottom:16px}
+.strip{display:flex;gap:6px;overflow-x:auto}.strip img{height:96px;border-radius:3px}
+.pairs{display:flex;flex-wrap:wrap;gap:14px}.pair{background:#fff;padding:6px;border-radius:4px}
+.pair img{width:200px;height:auto;display:inline-block}.pair div{font-size:12px;color:#555}
+table{border-collapse:collapse;background:#fff}td,th{border:1px solid #ddd;padding:4px 10px;text-align:left;font-size:14px}
+.textures img{width:200px;margin-right:8px;border:1px solid #ddd}
+model-viewer{width:640px;height:480px;background:#fff;border:1px solid #ddd}
+"""
+
+
+def build_report(name: str, glb: bytes, metrics: dict, thumb: np.ndarray | None = None,
+                 inputs: list[np.ndarray] = (), pairs: list[tuple[np.ndarray, np.ndarray, str]] = (),
+                 textures: dict[str, np.ndarray] | None = None) -> str:
+    """The report page as a string.
+
+    inputs: capture frames (H, W, 3) uint8 for the strip; pairs: (photo, render, caption)
+    for held-out views; textures: name -> (H, W, 3) uint8 texture shown small.
+    """
+    from .. import __version__
+
+    js = viewer_script()
+    parts = [f"<!doctype html><html lang=en><head><meta charset=utf-8><title>{html.escape(name)} - recon</title>",
+             f"<style>{_CSS}</style>"]
+    if js is not None:
+        parts.append(f"<script>{js}</script>")
+    parts.append("</head><body>")
+    parts.append(f"<h1>{html.escape(name)}</h1><div class=sub>recon {html.escape(__version__)} asset report: "
+                 f"{metrics.get('triangles', '?')} triangles, {metrics.get('texture_size', '?')} px textures</div>")
+
+    parts.append("<h2>3D view</h2>")
+    if js is not None:
+        src = "data:model/gltf-binary;base64," + base64.b64encode(glb).decode()
+        parts.append(f'<model-viewer id=viewer src="{src}" alt="{html.escape(name)}" camera-controls '
+                     'auto-rotate shadow-intensity="0.6" exposure="1" loading="eager"></model-viewer>')
+        # load/error flags let a test (or a person) tell that the model displayed
+        parts.append("<script>const mv=document.getElementById('viewer');"
+                     "mv.addEventListener('load',()=>document.body.dataset.modelLoaded='1');"
+                     "mv.addEventListener('error',()=>document.body.dataset.modelError='1');</script>")
+    elif thumb is not None:
+        log.warning("report: <model-viewer> bundle not installed (run scripts/setup.sh); no interactive view")
+        parts.append(f"<p>Interactive view unavailable (viewer not installed).</p><img src='{_img_uri(thumb, fmt='PNG')}'>")
+
+    if len(inputs):
+        parts.append(f"<h2>Inputs ({len(inputs)} frames shown)</h2><div class=strip>")
+        parts += [f"<img src='{_img_uri(im, 192)}'>" for im in inputs]
+        parts.append("</div>")
+    if len(pairs):
+        parts.append("<h2>Held-out views: photo | baked asset</h2><div class=pairs>")
+        for photo, rendered, caption in pairs:
+            parts.append(f"<div class=pair><img src='{_img_uri(photo, 400)}'><img src='{_img_uri(rendered, 400)}'>"
+                         f"<div>{html.escape(caption)}</div></div>")
+        parts.append("</div>")
+
+    parts.append("<h2>Metrics</h2><table><tr><th>metric</th><th>value</th></tr>")
+    parts += [f"<tr><td>{html.escape(str(k))}</td><td>{_fmt(v)}</td></tr>" for k, v in metrics.items()]
+    parts.append("</table>")
+    if textures:
+        parts.append("<h2>Textures</h2><div class=textures>")
+        parts += [f"<img title='{html.escape(k)}' alt='{html.escape(k)}' src='{_img_uri(t, 512, 'PNG')}'>"
+                  for k, t in textures.items()]
+        parts.append("</div>")
+    parts.append("</body></html>")
+    return "".join(parts)

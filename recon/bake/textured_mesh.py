@@ -1,0 +1,79 @@
+"""The baked asset in memory: a UV-mapped triangle mesh with PBR textures, what writers write."""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class TexturedMesh:
+    """A UV-mapped mesh with metallic-roughness PBR textures, in the capture's original units.
+
+    positions: (V, 3) float32; vertices are split along UV seams.
+    normals: (V, 3) float32 unit smooth vertex normals (equal on both sides of a seam).
+    uvs: (V, 2) float32 in glTF convention: (0, 0) is the image's top-left, v grows downwards.
+    faces: (F, 3) int64 triangles, counter-clockwise seen from outside.
+    base_color: (H, W, 3) uint8, sRGB-encoded.
+    normal_map: (H, W, 3) uint8 tangent-space normals, linear, +Y up in the image (glTF/OpenGL), or None.
+    orm: (H, W, 3) uint8 linear occlusion (R), roughness (G), metallic (B), or None.
+    tangents: (V, 4) float32 unit tangents (+u direction) with handedness w = ±1; the bitangent
+        ``cross(normal, tangent.xyz) * w`` points up the image. Needed with a normal map.
+    vertex_colors: (V, 3) uint8 sRGB colour at each vertex (PLY), or None.
+    """
+
+    positions: np.ndarray
+    normals: np.ndarray
+    uvs: np.ndarray
+    faces: np.ndarray
+    base_color: np.ndarray
+    normal_map: np.ndarray | None = None
+    orm: np.ndarray | None = None
+    tangents: np.ndarray | None = None
+    vertex_colors: np.ndarray | None = None
+
+    def __post_init__(self):
+        v = len(self.positions)
+        for name in ("normals", "uvs", "tangents", "vertex_colors"):
+            a = getattr(self, name)
+            if a is not None and len(a) != v:
+                raise ValueError(f"{name} has {len(a)} rows for {v} vertices")
+        if self.faces.ndim != 2 or self.faces.shape[1] != 3:
+            raise ValueError(f"faces must be (F, 3), got {self.faces.shape}")
+        if len(self.faces) and (self.faces.min() < 0 or self.faces.max() >= v):
+            raise ValueError("faces index vertices out of range")
+
+    @property
+    def texture_size(self) -> tuple[int, int]:
+        """(height, width) of the textures."""
+        return self.base_color.shape[:2]
+
+    def colors_at_vertices(self) -> np.ndarray:
+        """(V, 3) uint8: ``vertex_colors`` if set, else the base colour texture at each vertex's uv."""
+        if self.vertex_colors is not None:
+            return self.vertex_colors
+        h, w = self.texture_size
+        col = np.clip((self.uvs[:, 0] * w).astype(np.int64), 0, w - 1)
+        row = np.clip((self.uvs[:, 1] * h).astype(np.int64), 0, h - 1)
+        return self.base_color[row, col]
+
+    def with_(self, **changes) -> "TexturedMesh":
+        return replace(self, **changes)
+
+    def to_trimesh(self, textured: bool = True):
+        """A ``trimesh.Trimesh`` with the base colour texture (PBR material) or vertex colours."""
+        import trimesh
+        from PIL import Image
+
+        mesh = trimesh.Trimesh(self.positions, self.faces, vertex_normals=self.normals, process=False)
+        if textured:
+            mat = trimesh.visual.material.PBRMaterial(
+                baseColorTexture=Image.fromarray(self.base_color),
+                normalTexture=None if self.normal_map is None else Image.fromarray(self.normal_map),
+                metallicRoughnessTexture=None if self.orm is None else Image.fromarray(self.orm))
+            # trimesh's uvs are OpenGL-style (v up)
+            uv = np.stack([self.uvs[:, 0], 1.0 - self.uvs[:, 1]], -1)
+            mesh.visual = trimesh.visual.TextureVisuals(uv=uv, material=mat)
+        else:
+            mesh.visual = trimesh.visual.ColorVisuals(mesh, vertex_colors=self.colors_at_vertices())
+        return mesh

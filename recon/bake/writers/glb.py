@@ -1,0 +1,156 @@
+"""glTF 2.0 binary (.glb): one mesh, one metallic-roughness PBR material, textures embedded.
+
+Written by hand (the container is small): a JSON chunk and a BIN chunk holding the
+vertex attributes (POSITION, NORMAL, TEXCOORD_0, TANGENT), uint32 indices and the PNG
+textures. As the spec requires, ``baseColorTexture`` is sRGB-encoded and the normal and
+metallic-roughness textures are linear; the ORM texture (R occlusion, G roughness,
+B metallic) serves as both ``occlusionTexture`` and ``metallicRoughnessTexture``.
+"""
+from __future__ import annotations
+
+import json
+import struct
+from pathlib import Path
+
+import numpy as np
+
+from ..textured_mesh import TexturedMesh
+from ._png import decode_png, encode_png
+
+GLB_MAGIC = 0x46546C67  # "glTF"
+CHUNK_JSON = 0x4E4F534A
+CHUNK_BIN = 0x004E4942
+FLOAT, UINT32 = 5126, 5125
+ARRAY_BUFFER, ELEMENT_ARRAY_BUFFER = 34962, 34963
+LINEAR, LINEAR_MIPMAP_LINEAR, CLAMP_TO_EDGE = 9729, 9987, 33071
+_TYPES = {1: "SCALAR", 2: "VEC2", 3: "VEC3", 4: "VEC4"}
+_NP = {FLOAT: np.float32, UINT32: np.uint32}
+
+
+def _pad4(b: bytes, fill: bytes = b"\0") -> bytes:
+    return b + fill * (-len(b) % 4)
+
+
+def encode_glb(mesh: TexturedMesh, stem: str) -> dict[str, bytes]:
+    """``{"<stem>.glb": bytes}``."""
+    from ... import __version__
+
+    gltf: dict = {
+        "asset": {"version": "2.0", "generator": f"recon {__version__}"},
+        "scene": 0, "scenes": [{"nodes": [0]}], "nodes": [{"mesh": 0, "name": stem}],
+        "bufferViews": [], "accessors": [], "images": [], "textures": [],
+        "samplers": [{"magFilter": LINEAR, "minFilter": LINEAR_MIPMAP_LINEAR,
+                      "wrapS": CLAMP_TO_EDGE, "wrapT": CLAMP_TO_EDGE}],
+    }
+    blob = bytearray()
+
+    def view(data: bytes, target: int | None) -> int:
+        bv = {"buffer": 0, "byteOffset": len(blob), "byteLength": len(data)}
+        if target is not None:
+            bv["target"] = target
+        gltf["bufferViews"].append(bv)
+        blob.extend(_pad4(data))
+        return len(gltf["bufferViews"]) - 1
+
+    def accessor(arr: np.ndarray, ctype: int, target: int, minmax: bool = False) -> int:
+        arr = np.ascontiguousarray(arr, dtype=_NP[ctype])
+        acc = {"bufferView": view(arr.tobytes(), target), "componentType": ctype, "count": int(arr.shape[0]),
+               "type": _TYPES[1 if arr.ndim == 1 else arr.shape[1]]}
+        if minmax:
+            acc["min"] = [float(v) for v in arr.min(0)]
+            acc["max"] = [float(v) for v in arr.max(0)]
+        gltf["accessors"].append(acc)
+        return len(gltf["accessors"]) - 1
+
+    def texture(img: np.ndarray, name: str) -> int:
+        gltf["images"].append({"bufferView": view(encode_png(img), None), "mimeType": "image/png", "name": name})
+        gltf["textures"].append({"sampler": 0, "source": len(gltf["images"]) - 1})
+        return len(gltf["textures"]) - 1
+
+    attrs = {
+        "POSITION": accessor(mesh.positions, FLOAT, ARRAY_BUFFER, minmax=True),
+        "NORMAL": accessor(mesh.normals, FLOAT, ARRAY_BUFFER),
+        "TEXCOORD_0": accessor(mesh.uvs, FLOAT, ARRAY_BUFFER),
+    }
+    if mesh.tangents is not None:
+        attrs["TANGENT"] = accessor(mesh.tangents, FLOAT, ARRAY_BUFFER)
+    indices = accessor(mesh.faces.reshape(-1), UINT32, ELEMENT_ARRAY_BUFFER)
+
+    pbr: dict = {"baseColorTexture": {"index": texture(mesh.base_color, f"{stem}_basecolor")}}
+    material: dict = {"name": f"{stem}_material", "pbrMetallicRoughness": pbr, "doubleSided": False}
+    if mesh.normal_map is not None:
+        material["normalTexture"] = {"index": texture(mesh.normal_map, f"{stem}_normal")}
+    if mesh.orm is not None:
+        orm = texture(mesh.orm, f"{stem}_orm")
+        pbr["metallicRoughnessTexture"] = {"index": orm}
+        pbr["metallicFactor"] = 1.0
+        pbr["roughnessFactor"] = 1.0
+        material["occlusionTexture"] = {"index": orm}
+    gltf["materials"] = [material]
+    gltf["meshes"] = [{"name": stem, "primitives": [
+        {"attributes": attrs, "indices": indices, "material": 0, "mode": 4}]}]
+    gltf["buffers"] = [{"byteLength": len(blob)}]
+
+    js = _pad4(json.dumps(gltf, separators=(",", ":")).encode(), b" ")
+    body = (struct.pack("<II", len(js), CHUNK_JSON) + js + struct.pack("<II", len(blob), CHUNK_BIN) + bytes(blob))
+    return {f"{stem}.glb": struct.pack("<III", GLB_MAGIC, 2, 12 + len(body)) + body}
+
+
+def parse_glb(data: bytes) -> tuple[dict, bytes]:
+    """(JSON document, BIN chunk) of a .glb file."""
+    magic, version, length = struct.unpack_from("<III", data, 0)
+    if magic != GLB_MAGIC or version != 2:
+        raise ValueError("not a glTF 2.0 binary file")
+    off, gltf, binary = 12, None, b""
+    while off < min(length, len(data)):
+        n, kind = struct.unpack_from("<II", data, off)
+        chunk = data[off + 8: off + 8 + n]
+        if kind == CHUNK_JSON:
+            gltf = json.loads(chunk)
+        elif kind == CHUNK_BIN:
+            binary = chunk
+        off += 8 + n
+    if gltf is None:
+        raise ValueError("glb has no JSON chunk")
+    return gltf, binary
+
+
+def read_glb(path: Path) -> TexturedMesh:
+    """Read a single-primitive textured .glb (as ``encode_glb`` writes) into a ``TexturedMesh``."""
+    from ...core.errors import InputError
+
+    try:
+        gltf, binary = parse_glb(Path(path).read_bytes())
+        views = gltf["bufferViews"]
+
+        def view_bytes(i: int) -> bytes:
+            bv = views[i]
+            o = bv.get("byteOffset", 0)
+            return binary[o: o + bv["byteLength"]]
+
+        def acc(i: int) -> np.ndarray:
+            a = gltf["accessors"][i]
+            n = {"SCALAR": 1, "VEC2": 2, "VEC3": 3, "VEC4": 4}[a["type"]]
+            dt = {5126: np.float32, 5125: np.uint32, 5123: np.uint16, 5121: np.uint8}[a["componentType"]]
+            arr = np.frombuffer(view_bytes(a["bufferView"]), dtype=dt, offset=a.get("byteOffset", 0),
+                                count=a["count"] * n)
+            return arr.reshape(a["count"], n) if n > 1 else arr
+
+        def tex(ref: dict | None) -> np.ndarray | None:
+            if ref is None:
+                return None
+            img = gltf["images"][gltf["textures"][ref["index"]]["source"]]
+            return decode_png(view_bytes(img["bufferView"]))
+
+        prim = gltf["meshes"][0]["primitives"][0]
+        at = prim["attributes"]
+        mat = gltf["materials"][prim["material"]] if "material" in prim else {}
+        pbr = mat.get("pbrMetallicRoughness", {})
+        return TexturedMesh(
+            positions=acc(at["POSITION"]).copy(), normals=acc(at["NORMAL"]).copy(),
+            uvs=acc(at["TEXCOORD_0"]).copy(), faces=acc(prim["indices"]).astype(np.int64).reshape(-1, 3),
+            base_color=tex(pbr.get("baseColorTexture")), normal_map=tex(mat.get("normalTexture")),
+            orm=tex(pbr.get("metallicRoughnessTexture")),
+            tangents=acc(at["TANGENT"]).copy() if "TANGENT" in at else None)
+    except (ValueError, KeyError, IndexError, struct.error, OSError) as exc:
+        raise InputError(path, f"cannot read glb ({exc.__class__.__name__}: {exc})") from None
