@@ -289,7 +289,11 @@ def read_transforms(path: str | Path, cfg: CaptureConfig) -> Capture:
             raise InputError(main_json, "\"recon\".normalization must be a 4x4 matrix") from None
         meta["normalized"] = True
         meta["normalization_method"] = block.get("normalization_method", "recon")
+        # The first source of a chain of recaptures stays the original.
         source = cap_json.get("source") if isinstance(cap_json.get("source"), dict) else {}
+        prev = cap_json.get("meta") if isinstance(cap_json.get("meta"), dict) else {}
+        if prev.get("original_source_hash"):
+            source = {"path": prev.get("original_source"), "hash": prev["original_source_hash"]}
         if source.get("hash"):
             meta["original_source"] = source.get("path")
             meta["original_source_hash"] = source["hash"]

@@ -97,6 +97,11 @@ def test_write_read_round_trip(synth, tmp_path):
     assert all((a == b).all() for a, b in zip(back.images, cap.images))
     assert all((a == b).all() for a, b in zip(back.masks, cap.masks))
     assert np.allclose(back.points, cap.points, atol=1e-6) and (back.points_rgb == cap.points_rgb).all()
+    # A capture of the capture keeps the first source as the original.
+    write_capture_folder(back, tmp_path / "c2")
+    again = read_transforms(tmp_path / "c2", CaptureConfig())
+    assert again.meta["original_source_hash"] == "abc123"
+    assert again.meta["source_hash"] == back.meta["source_hash"]  # same content, same hash
     record = json.loads((tmp_path / "c" / "capture.json").read_text())
     assert record["sfm"]["mean_reprojection_error"] == 0.42
     assert record["frames"][1] == {"name": "img_001", "source": "/src/img_001.jpg", "index": 1,
