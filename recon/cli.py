@@ -71,6 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_synth)
     _add_library_parser(sub)
     _add_ingest_parser(sub)
+    _add_export_parser(sub)
     return parser
 
 
@@ -228,6 +229,26 @@ def _cmd_ingest(args) -> int:
                     cpus_per_job=args.cpus_per_job, gpus_per_job=args.gpus_per_job, on_event=event)
     print_status(result.states, as_json=args.json)
     return 0 if result.ok else 1
+
+
+def _add_export_parser(sub) -> None:
+    p = sub.add_parser(
+        "export", help="write a baked asset folder's mesh as .glb, .obj (+ .mtl + textures) or .ply",
+        description="Read the .glb of ASSET_DIR (an <out>/asset folder written by the baker) and write it "
+                    "as FORMAT to FILE, in the capture's units; OBJ writes its .mtl and PNG textures beside FILE.")
+    p.add_argument("asset_dir", metavar="ASSET_DIR", help="baked asset folder (holds <name>.glb)")
+    p.add_argument("--format", choices=["glb", "obj", "ply"], help="output format (default: FILE's extension)")
+    p.add_argument("--out", required=True, metavar="FILE", help="output file")
+    _add_common_args(p)
+    p.set_defaults(func=_cmd_export)
+
+
+def _cmd_export(args) -> int:
+    from .bake import export_asset
+
+    files = export_asset(args.asset_dir, args.format, args.out)
+    print(f"{args.out}: wrote {len(files)} file{'s' if len(files) > 1 else ''}")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
