@@ -101,6 +101,8 @@ class FitConfig(_Section):
     eikonal_weight: float = Field(0.1, ge=0, description="SDF: eikonal loss weight.")
     curvature_weight: float = Field(5e-4, ge=0, description="SDF: curvature (Laplacian) loss weight.")
     mask_weight: float = Field(0.1, ge=0, description="Weight of the opacity-vs-mask loss when masks exist.")
+    free_space_weight: float = Field(
+        1.0, ge=0, description="SDF with a visual hull: weight of the loss keeping the SDF positive outside the hull.")
     mixed_precision: bool = Field(True, description="Use autocast (fp16) on CUDA; ignored on CPU.")
     num_threads: int = Field(2, ge=0, description="torch CPU threads (0: leave torch's default).")
     eval_every: int = Field(0, ge=0, description="Evaluate on held-out views every N iterations (0: only at the end).")

@@ -168,6 +168,10 @@ class Trainer:
         with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.amp):
             out = model.render(batch.rays, bg, training=True, generator=self.gen)
         terms = model.losses(out, target, batch.alpha, self.mask_mode)
+        if cfg.fit.free_space_weight > 0:
+            free = model.free_space_loss(cfg.fit.batch_rays // 4, self.gen)
+            if free is not None:
+                terms["free_space"] = cfg.fit.free_space_weight * free
         loss = sum(terms.values())
         self.opt.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
@@ -178,7 +182,7 @@ class Trainer:
             mse = float(((out.rgb.detach() - target) ** 2).mean())
         stats = {"loss": float(loss.detach()), "psnr": -10 * math.log10(max(mse, 1e-10)),
                  "samples_per_ray": out.n_samples / cfg.fit.batch_rays}
-        stats.update({k: float(v) for k, v in terms.items()})
+        stats.update({k: float(v.detach()) for k, v in terms.items()})
         return stats
 
     def run(self) -> dict:
@@ -208,7 +212,7 @@ class Trainer:
                            "occupied": round(float(self.model.grid.binary.float().mean()), 5),
                            **{k: round(v, 6) for k, v in stats.items()}}
                     if self.model.is_sdf:
-                        rec["inv_s"] = round(float(self.model.field.inv_s()), 3)
+                        rec["inv_s"] = round(float(self.model.field.inv_s().detach()), 3)
                         rec["active_levels"] = int(self.model.field.encoding.active_levels)
                     logf.write(json.dumps(rec) + "\n")
                     logf.flush()

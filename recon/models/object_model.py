@@ -63,6 +63,23 @@ class ObjectModel(nn.Module):
     def update_occupancy(self, n_cells: int | None, generator: torch.Generator | None = None) -> None:
         self.grid.update(self.cell_opacity, n_cells, generator=generator)
 
+    def free_space_loss(self, n: int, generator: torch.Generator | None = None) -> Tensor | None:
+        """SDF: mean relu(-sdf) at n random points just outside the visual hull (None without a hull).
+
+        The hull bounds where samples are taken; without this term nothing stops the
+        SDF from being negative in the whole hull, which NeuS renders as an opaque hull.
+        """
+        if not self.is_sdf or bool(self.grid.hull.all()):
+            return None
+        if getattr(self, "_shell", None) is None or self._shell.device != self.grid.hull.device:
+            self._shell = self.grid.hull_shell()
+        if self._shell.numel() == 0:
+            return None
+        dev = self._shell.device
+        idx = self._shell[torch.randint(self._shell.numel(), (n,), device=dev, generator=generator)]
+        x = self.grid.cell_centers(idx) + (torch.rand(n, 3, device=dev, generator=generator) - 0.5) * self.grid.cell_size
+        return torch.relu(-self.field.sdf(x)).mean()
+
     def render(self, rays: RayBundle, background: Tensor, training: bool = False,
                generator: torch.Generator | None = None) -> RenderOutput:
         return render_rays(self.field, self.grid, rays, self.step, self.max_steps, background, training, generator)

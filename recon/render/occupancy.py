@@ -69,6 +69,12 @@ class OccupancyGrid(nn.Module):
             return
         self.binary.copy_((self.values > self.threshold) & self.hull)
 
+    def hull_shell(self, width: int = 3) -> Tensor:
+        """Flat indices of the cells outside the hull but within ``width`` cells of it (known-empty space)."""
+        h = self.hull[None, None].float()
+        grown = torch.nn.functional.max_pool3d(h, 2 * width + 1, 1, width)[0, 0].bool()
+        return torch.nonzero((grown & ~self.hull).view(-1)).squeeze(1)
+
     @torch.no_grad()
     def carve_visual_hull(self, cams, masks: list[np.ndarray], chunk: int = 1 << 18) -> float:
         """Keep only cells inside every mask's silhouette (cells outside an image are not carved).
