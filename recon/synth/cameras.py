@@ -12,15 +12,7 @@ import math
 import numpy as np
 
 from ..core.types import Cameras, concat_cameras
-
-
-def fibonacci_directions(n: int) -> np.ndarray:
-    """(n, 3) unit vectors spread evenly over the sphere (spiral around the +y axis)."""
-    i = np.arange(n) + 0.5
-    y = 1.0 - 2.0 * i / n
-    r = np.sqrt(np.clip(1.0 - y * y, 0.0, None))
-    phi = i * math.pi * (3.0 - math.sqrt(5.0))  # golden angle
-    return np.stack([r * np.cos(phi), y, r * np.sin(phi)], 1)
+from ..fields.base import fibonacci_directions
 
 
 def _random_rotation(rng: np.random.Generator) -> np.ndarray:
@@ -35,7 +27,8 @@ def _jitter(dirs: np.ndarray, angle: float, rng: np.random.Generator) -> np.ndar
     t -= (t * dirs).sum(1, keepdims=True) * dirs
     t /= np.linalg.norm(t, axis=1, keepdims=True)
     a = angle * rng.uniform(0.0, 1.0, (len(dirs), 1))
-    return dirs * np.cos(a) + t * np.sin(a)
+    out = dirs * np.cos(a) + t * np.sin(a)
+    return out / np.linalg.norm(out, axis=1, keepdims=True)
 
 
 def look_at(eyes: np.ndarray, target: np.ndarray, up: np.ndarray) -> np.ndarray:
@@ -72,7 +65,7 @@ def sphere_cameras(n: int, center, radius: float, size: int, fov_deg: float = 40
     spirals, both jittered by ``seed``.
     """
     rng = np.random.default_rng([int(seed), int(test)])
-    dirs = fibonacci_directions(n)
+    dirs = fibonacci_directions(n).double().numpy()
     if test:
         dirs = dirs @ _random_rotation(rng).T
     spacing = math.sqrt(4.0 * math.pi / max(n, 1))  # typical angle between neighbours
