@@ -152,3 +152,34 @@ def make_asset(tmp_path):
         return make_asset_folder(tmp_path / "assets" / f"{name}-{seed}-{next(counter)}" / "asset", name, seed, **kw)
 
     return make
+
+
+# -- child processes --------------------------------------------------------------------------
+
+def fork_child(fn, *args, log: Path | None = None) -> int:
+    """Run ``fn(*args)`` in a forked child (exit 0 on success, 1 with the traceback in ``log``).
+
+    Forking skips the interpreter start and imports, so crash and concurrency tests can use
+    many real processes cheaply. The child never returns into pytest (``os._exit``).
+    """
+    pid = os.fork()
+    if pid:
+        return pid
+    code = 1
+    try:
+        fn(*args)
+        code = 0
+    except BaseException:
+        if log is not None:
+            import traceback
+
+            with open(log, "a") as f:
+                f.write(f"[{os.getpid()}] {traceback.format_exc()}\n")
+    finally:
+        os._exit(code)
+
+
+def wait_child(pid: int) -> int:
+    """Exit code of a child (negative: killed by that signal)."""
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status)

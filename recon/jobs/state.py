@@ -86,7 +86,7 @@ class JobStore:
 
     def __init__(self, library):
         self.library = library
-        self.sessions = library.sessions
+        self.sessions, self.reads = library.sessions, library.reads
 
     @staticmethod
     def _state(r: JobRow) -> JobState:
@@ -115,7 +115,7 @@ class JobStore:
                         r.error = "asset no longer in the library: queued again"
 
     def get(self, key: str) -> JobState | None:
-        with self.sessions() as s:
+        with self.reads() as s:
             r = s.get(JobRow, key)
             return None if r is None else self._state(r)
 
@@ -123,7 +123,7 @@ class JobStore:
         q = select(JobRow).order_by(JobRow.created_at, JobRow.name)
         if keys is not None:
             q = q.where(JobRow.key.in_(list(keys)))
-        with self.sessions() as s:
+        with self.reads() as s:
             return [self._state(r) for r in s.scalars(q)]
 
     def recover_stale(self, keys: Iterable[str] | None = None, stale_after: float = STALE_AFTER_S) -> list[str]:

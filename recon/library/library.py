@@ -175,13 +175,14 @@ class Library:
         self.url = normalize_url(path_or_url if path_or_url is not None else default_library())
         self.engine = create_catalog_engine(self.url)
         upgrade(self.engine)
-        self.sessions = session_factory(self.engine)
+        self.sessions = session_factory(self.engine)  # transactions that write
+        self.reads = session_factory(self.engine, read_only=True)
         self.store = self._open_store(store)
 
     # -- set-up ---------------------------------------------------------------------------
 
     def _open_store(self, store) -> BlobStore:
-        with self.sessions() as s:
+        with self.reads() as s:
             recorded = s.get(LibraryMeta, "store_url")
             recorded = recorded.value if recorded else None
         if store is None and recorded is None:
@@ -287,7 +288,7 @@ class Library:
         raise AssertionError("unreachable")
 
     def _by_identity(self, ident: str) -> Asset | None:
-        with self.sessions() as s:
+        with self.reads() as s:
             row = s.scalar(select(AssetRow).where(AssetRow.identity == ident))
             return None if row is None else self._record(row)
 
@@ -296,7 +297,7 @@ class Library:
     def get(self, ref: str) -> Asset:
         """An asset by id, unique id prefix (4+ characters), ``name`` (latest version) or ``name@N``."""
         ref = str(ref).strip()
-        with self.sessions() as s:
+        with self.reads() as s:
             row = s.get(AssetRow, ref)
             if row is None:
                 name, _, ver = ref.rpartition("@") if "@" in ref else (ref, "", "")
@@ -342,11 +343,11 @@ class Library:
         q = q.order_by(AssetRow.name, AssetRow.version)
         if limit:
             q = q.limit(limit)
-        with self.sessions() as s:
+        with self.reads() as s:
             return [self._record(r) for r in s.scalars(q).all()]
 
     def __len__(self) -> int:
-        with self.sessions() as s:
+        with self.reads() as s:
             return s.scalar(select(func.count()).select_from(AssetRow)) or 0
 
     # -- export ---------------------------------------------------------------------------
@@ -370,7 +371,7 @@ class Library:
                 s.execute(delete(AssetTagRow).where(AssetTagRow.asset_id == asset.id))
                 s.execute(delete(AssetRow).where(AssetRow.id == asset.id))
             faults.point("removed_rows")
-            with self.sessions() as s:
+            with self.reads() as s:
                 used = set(s.scalars(select(AssetFileRow.blob).where(AssetFileRow.blob.in_(hashes))).all())
             for h in sorted(hashes - used):
                 self.store.delete(h)
@@ -382,7 +383,7 @@ class Library:
         """Delete blobs no asset references (left by interrupted adds or removes) and stale temp files."""
         report = GcReport()
         with self.store.lock(exclusive=True):
-            with self.sessions() as s:
+            with self.reads() as s:
                 used = set(s.scalars(select(AssetFileRow.blob).distinct()).all())
             for h in list(self.store.hashes()):
                 if h not in used:
@@ -398,7 +399,7 @@ class Library:
         does not match its hash) or of the wrong size is a problem, and so is a corrupt
         unreferenced one; unreferenced blobs are listed as orphans (``gc`` removes them)."""
         report = VerifyReport()
-        with self.sessions() as s:
+        with self.reads() as s:
             rows = s.execute(select(AssetFileRow.blob, AssetFileRow.size, AssetFileRow.path, AssetRow.name,
                                     AssetRow.version).join(AssetRow, AssetRow.id == AssetFileRow.asset_id)).all()
             report.assets = s.scalar(select(func.count()).select_from(AssetRow)) or 0

@@ -2,7 +2,7 @@
 the latest schema on open.
 
 SQLite is set up for several writer processes: WAL journal, a long busy timeout, and
-``BEGIN IMMEDIATE`` for every transaction, so a transaction takes the write lock when it
+``BEGIN IMMEDIATE`` for every writing transaction, so it takes the write lock when it
 starts instead of failing when a read turns into a write. PostgreSQL relies on its own
 row locks and the unique constraints (callers retry on conflicts); migrations there are
 serialised with an advisory lock.
@@ -68,7 +68,9 @@ def create_catalog_engine(url: str) -> Engine:
 
         @event.listens_for(engine, "begin")
         def _sqlite_begin(conn):
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            # Writers take the write lock up front; readers (``read_only`` below) do not, and
+            # in WAL mode they never block writers.
+            conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get("read_only") else "BEGIN IMMEDIATE")
 
         return engine
     if backend == "postgresql":
@@ -111,8 +113,10 @@ def upgrade(engine: Engine) -> None:
         command.upgrade(cfg, "head")
 
 
-def session_factory(engine: Engine) -> sessionmaker[Session]:
-    return sessionmaker(engine, expire_on_commit=False)
+def session_factory(engine: Engine, read_only: bool = False) -> sessionmaker[Session]:
+    """Sessions for writing (SQLite: ``BEGIN IMMEDIATE``) or, with ``read_only``, for reading."""
+    bind = engine.execution_options(read_only=True) if read_only else engine
+    return sessionmaker(bind, expire_on_commit=False)
 
 
 def _first_line(exc: BaseException) -> str:
