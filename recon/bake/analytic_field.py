@@ -51,13 +51,28 @@ class AnalyticField:
         return torch.stack([r, g, b], -1)
 
     def surface_points(self, n: int, seed: int = 0) -> np.ndarray:
-        """``n`` points on the surface (normalised coordinates), spread over all of it.
+        """``n`` points on the surface (normalised coordinates).
 
-        Random points are pulled onto the level set with exact-SDF Newton steps
-        ``x <- x - sdf(x) * grad``, which land on the surface for a true distance field.
+        Uniform by area for the sphere and the torus (parametric sampling); for the
+        rounded box, random points pulled onto the level set by exact-SDF Newton steps
+        ``x <- x - sdf(x) * grad`` (spread over all of it, not uniformly).
         """
-        g = torch.Generator().manual_seed(seed)
-        x = (torch.rand(n, 3, generator=g, dtype=torch.float64) * 2 - 1) * 0.9
+        rng = np.random.default_rng(seed)
+        if self.shape == "sphere":
+            d = rng.normal(size=(n, 3))
+            return self.size[0] * d / np.linalg.norm(d, axis=1, keepdims=True)
+        if self.shape == "torus":
+            R, r = self.size[:2]
+            theta = rng.uniform(0, 2 * np.pi, n)
+            # the minor angle has density proportional to the circle's radius R + r cos(phi)
+            phi = np.empty(0)
+            while len(phi) < n:
+                cand = rng.uniform(0, 2 * np.pi, 2 * n)
+                phi = np.concatenate([phi, cand[rng.uniform(0, R + r, 2 * n) < R + r * np.cos(cand)]])
+            phi = phi[:n]
+            rho = R + r * np.cos(phi)
+            return np.stack([rho * np.cos(theta), rho * np.sin(theta), r * np.sin(phi)], -1)
+        x = torch.as_tensor(rng.uniform(-0.9, 0.9, (n, 3)))
         for _ in range(4):
             x.requires_grad_(True)
             d = self.sdf(x)

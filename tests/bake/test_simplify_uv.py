@@ -1,0 +1,57 @@
+"""Decimation to a triangle budget, mesh repair, UV unwrap."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import trimesh
+
+from recon.bake.simplify import decimate, remove_nonmanifold_faces, repair
+from recon.bake.texture import rasterize_uv
+
+from .conftest import TEXTURE, TRIANGLES
+
+
+@pytest.mark.parametrize("target", [800, TRIANGLES])
+def test_decimation_hits_the_target_and_stays_closed(torus_fine, target):
+    _, _, fine = torus_fine
+    out = decimate(fine, target)
+    assert abs(len(out.faces) - target) <= 0.01 * target
+    assert out.is_watertight and out.is_winding_consistent
+    assert out.volume == pytest.approx(fine.volume, rel=0.02)
+
+
+def test_mesh_within_budget_is_only_repaired(torus_fine):
+    _, _, fine = torus_fine
+    out = decimate(fine, 10 * len(fine.faces))
+    assert len(out.faces) == len(fine.faces) and out is not fine
+
+
+def test_repair_removes_degenerate_duplicate_and_nonmanifold_faces():
+    box = trimesh.creation.box()
+    v = np.vstack([box.vertices, [[2.0, 2.0, 2.0]]])
+    extra = [box.faces[0],  # duplicate
+             [box.faces[0, 0], box.faces[0, 1], 8],  # third face on an edge: non-manifold
+             [0, 0, 1]]  # degenerate
+    mesh = trimesh.Trimesh(v, np.vstack([box.faces, extra]), process=False)
+    out = repair(mesh)
+    assert len(out.faces) == 12 and len(out.vertices) == 8
+    assert out.is_watertight
+    assert remove_nonmanifold_faces(out) == 0
+
+
+def test_uv_layout_covers_the_texture_without_overlaps(baked):
+    lay, mesh = baked.layout, baked.mesh
+    assert len(lay.faces) == len(mesh.faces)
+    assert lay.uvs.min() >= 0 and lay.uvs.max() <= 1
+    # the cut mesh is the same surface: its vertices map back onto the source vertices
+    assert np.array_equal(mesh.vertices[lay.vmapping][lay.faces], mesh.vertices[mesh.faces])
+    t = lay.uvs[lay.faces].astype(np.float64)
+    area = 0.5 * np.abs(np.cross(t[:, 1] - t[:, 0], t[:, 2] - t[:, 0]))
+    assert (area > 0).all()
+    face_id, _ = rasterize_uv(torch.as_tensor(lay.uvs), torch.as_tensor(lay.faces), TEXTURE)
+    coverage = float((face_id >= 0).float().mean())
+    assert 0.3 < coverage < 0.95, coverage
+    # without overlapping charts the covered fraction equals the summed uv area (up to edge texels)
+    assert coverage == pytest.approx(area.sum(), rel=0.05)
+    assert baked.stats.uv_coverage == pytest.approx(coverage)
