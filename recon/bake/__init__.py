@@ -39,6 +39,12 @@ log = get_logger(__name__)
 HELDOUT_VIEWS = 8  # held-out views rendered for PSNR and shown in the report
 
 
+def _as_matrix(t) -> np.ndarray:
+    if hasattr(t, "detach"):  # a torch buffer
+        t = t.detach().cpu().numpy()
+    return np.asarray(t, np.float64).reshape(4, 4)
+
+
 def _scale(normalization: np.ndarray) -> float:
     return float(abs(np.linalg.det(np.asarray(normalization, np.float64)[:3, :3])) ** (1 / 3))
 
@@ -101,7 +107,8 @@ def bake_asset(field, normalization: np.ndarray | None, out_dir: str | Path, nam
     """Bake ``field`` into ``out_dir/asset/`` (see the module docstring); returns the metrics.
 
     field: a ``SurfaceField`` or anything ``as_surface_field`` accepts (recon.fields).
-    normalization: the capture's 4x4 original -> normalised similarity (None: identity).
+    normalization: the capture's 4x4 original -> normalised similarity (None: the field's
+        ``normalization`` buffer when it has one, as recon.fields do, else identity).
     capture: the (normalised) Capture the field was fitted to: held-out PSNR, the report's
         photos and the turntable's up direction come from it.
     gt_mesh: ground truth in original units (trimesh or path) for Chamfer / F-score; a
@@ -113,7 +120,9 @@ def bake_asset(field, normalization: np.ndarray | None, out_dir: str | Path, nam
     from .report import build_report
 
     cfg = cfg or BakeConfig()
-    N = np.eye(4) if normalization is None else np.asarray(normalization, np.float64)
+    if normalization is None:
+        normalization = getattr(field, "normalization", None)
+    N = np.eye(4) if normalization is None else _as_matrix(normalization)
     surface = as_surface_field(field, cfg.density_threshold)
     dest = Path(out_dir) / "asset"
     t0 = time.perf_counter()

@@ -114,7 +114,7 @@ class FitConfig(_Section):
 class BakeConfig(_Section):
     """Mesh extraction, clean-up, UV unwrap and texture baking (recon.bake)."""
 
-    resolution: int = Field(256, ge=16, le=1024, description="Marching-cubes grid cells per axis over [-bound, bound]^3.")
+    resolution: int = Field(256, ge=16, le=1024, description="Marching-cubes grid samples per axis over [-bound, bound]^3.")
     bound: float = Field(1.0, gt=0, description="Half side of the normalised cube the surface is extracted from.")
     level: float = Field(0.0, description="Iso level of the SDF extracted (0: the surface).")
     density_threshold: float = Field(
