@@ -12,6 +12,13 @@ from typing import Iterator
 from .errors import InputError
 
 
+def _umask() -> int:
+    """The process umask (read by setting and restoring it)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -43,6 +50,7 @@ def atomic_dir(dest: str | Path, overwrite: bool = False) -> Iterator[Path]:
         raise InputError(dest, "output folder exists and is not empty (use --overwrite)")
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.tmp-", dir=dest.parent))
+    os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes it private (0700); the result is an ordinary folder
     try:
         yield tmp
         if dest.exists():
@@ -63,6 +71,7 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
+        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes it private (0600); the result is an ordinary file
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()

@@ -3,6 +3,7 @@ the report in headless Chromium, and ``recon export``."""
 from __future__ import annotations
 
 import json
+import os
 
 import av
 import numpy as np
@@ -61,6 +62,9 @@ def test_bake_asset_writes_every_file(asset):
     assert set(metrics["files"]) == expected
     assert json.loads((folder / "metrics.json").read_text()) == metrics
     assert [p for p in folder.parent.iterdir() if p.name.startswith(".")] == []  # no temp folders left
+    mask = os.umask(0o022)
+    os.umask(mask)
+    assert folder.stat().st_mode & 0o777 == 0o777 & ~mask  # an ordinary folder, not mkdtemp's 0700
     with av.open(str(folder / "turntable.mp4")) as video:
         stream = video.streams.video[0]
         assert stream.codec_context.name in ("h264", "mpeg4")

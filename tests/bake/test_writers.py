@@ -94,3 +94,14 @@ def test_unknown_formats_and_bad_files_are_input_errors(tmp_path, baked):
     bad.write_bytes(struct.pack("<III", 0x46546C67, 2, 12) + json.dumps({}).encode())
     with pytest.raises(InputError, match="cannot read glb"):
         read_mesh(bad)
+
+
+def test_written_files_are_ordinary_files(written):
+    """Atomic writes go through private temp files; the results get the umask's usual modes."""
+    import os
+
+    mask = os.umask(0o022)
+    os.umask(mask)
+    for paths in written[1].values():
+        for p in paths:
+            assert p.stat().st_mode & 0o777 == 0o666 & ~mask, p
