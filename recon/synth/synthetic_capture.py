@@ -15,10 +15,12 @@ Folder layout (the capture writer's, plus ground truth):
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
+from ..core.errors import InputError
 from ..core.fsutil import atomic_dir, atomic_write_bytes, sha256_file
 from ..core.imageio import to_uint8
 from ..core.log import get_logger
@@ -72,7 +74,8 @@ def synth_capture(mesh_path: str | Path, out: str | Path, views: int = 60, test_
     from ..capture.normalize import MARGIN, similarity
 
     if views < 1 or test_views < 0 or size < 8:
-        raise ValueError(f"need views >= 1, test_views >= 0, size >= 8 (got {views}, {test_views}, {size})")
+        raise InputError(None, f"need --views >= 1, --test-views >= 0 and --size >= 8 "
+                               f"(got {views}, {test_views}, {size})")
     mesh_path = Path(mesh_path)
     mesh = load_mesh(mesh_path, seed=seed)
     cams = train_test_cameras(views, test_views, mesh.center, mesh.radius, size, seed=seed)
@@ -99,7 +102,7 @@ def synth_capture(mesh_path: str | Path, out: str | Path, views: int = 60, test_
               "synthetic": synthetic},
     )
     cap = cap.normalized(similarity(mesh.center, mesh.radius * MARGIN))
-    cap.meta.update(normalized=True, normalization_method="mesh_bounding_sphere")
+    cap = replace(cap, meta={**cap.meta, "normalized": True, "normalization_method": "mesh_bounding_sphere"})
 
     with atomic_dir(out, overwrite=overwrite) as tmp:
         write_capture_folder(cap, tmp)

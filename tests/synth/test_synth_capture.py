@@ -130,3 +130,5 @@ def test_cli_synth(tmp_path, capsys):
     assert json.loads((out / "capture.json").read_text())["meta"]["synthetic"]["seed"] == 1
     rc = main(["synth", str(tmp_path / "missing.ply"), "--out", str(tmp_path / "x"), "--quiet"])
     assert rc == 2 and "missing.ply" in capsys.readouterr().err
+    rc = main(["synth", str(mesh_path), "--out", str(tmp_path / "y"), "--views", "0", "--quiet"])
+    assert rc == 2 and "--views" in capsys.readouterr().err and not (tmp_path / "y").exists()
