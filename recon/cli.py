@@ -72,6 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_library_parser(sub)
     _add_ingest_parser(sub)
     _add_export_parser(sub)
+    _add_fit_parser(sub)
     return parser
 
 
@@ -248,6 +249,40 @@ def _cmd_export(args) -> int:
 
     files = export_asset(args.asset_dir, args.format, args.out)
     print(f"{args.out}: wrote {len(files)} file{'s' if len(files) > 1 else ''}")
+    return 0
+
+
+def _add_fit_parser(sub) -> None:
+    p = sub.add_parser(
+        "fit", help="fit a neural field (hash-grid NeRF or NeuS SDF) to a capture",
+        description="Fit a neural field to DATA (any source 'recon capture' reads, or a capture folder) and "
+                    "write OUT/fit/{checkpoints/, config.yaml, log.jsonl, eval.json, renders/}. eval.json holds "
+                    "PSNR/SSIM (and mask IoU) on the held-out views, iterations, train time and rays per second.")
+    p.add_argument("--data", required=True, metavar="DIR", help="capture folder or any source recon reads")
+    p.add_argument("--out", metavar="OUT", help="job folder (default: out/<name of DATA>)")
+    p.add_argument("--minutes", type=float, help="wall-time budget in minutes (config fit.minutes)")
+    p.add_argument("--iterations", type=int, help="iteration budget (config fit.iterations)")
+    p.add_argument("--backend", choices=["auto", "cuda", "cpp", "torch"], help="kernel backend (config backend)")
+    p.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in OUT/fit")
+    _add_config_args(p)
+    _add_common_args(p)
+    p.set_defaults(func=_cmd_fit)
+
+
+def _cmd_fit(args) -> int:
+    from .fit.api import default_out, fit
+
+    for opt, key in ((args.minutes, "fit.minutes"), (args.iterations, "fit.iterations"), (args.backend, "backend")):
+        if opt is not None:
+            args.overrides.append(f"{key}={opt}")
+    cfg = _resolve_config(args)
+    out = Path(args.out) if args.out else default_out(args.data)
+    res = fit(args.data, out=out, config=cfg, resume=args.resume)
+    ev = res.eval
+    extra = f", mask IoU {ev['mask_iou']:.3f}" if "mask_iou" in ev else ""
+    print(f"{res.fit_dir}: PSNR {ev['psnr']:.2f} dB, SSIM {ev['ssim']:.3f}{extra} on {ev['n_views']} "
+          f"{ev['split']} views; {ev['iterations']} iterations in {ev['train_seconds']:.0f} s "
+          f"({ev['rays_per_second']:.0f} rays/s, {ev['backend']})")
     return 0
 
 

@@ -116,6 +116,8 @@ class BakeConfig(_Section):
 
     resolution: int = Field(256, ge=16, le=1024, description="Marching-cubes grid samples per axis over [-bound, bound]^3.")
     bound: float = Field(1.0, gt=0, description="Half side of the normalised cube the surface is extracted from.")
+    narrow_band: bool = Field(
+        True, description="SDF fields: evaluate the grid only in blocks near the surface (a coarse pass finds them).")
     level: float = Field(0.0, description="Iso level of the SDF extracted (0: the surface).")
     density_threshold: float = Field(
         10.0, gt=0, description="Density fields: the surface is the level set density == this.")

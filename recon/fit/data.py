@@ -19,16 +19,20 @@ from ..render.rays import CameraTensors, RayBundle, pixel_rays
 def detect_mask_mode(cap: Capture, n_check: int = 4) -> str:
     """How masks enter the loss.
 
-    "composite": synthetic / RGBA data whose background is clean (uniform outside
-    the mask): targets are composited over a background, and so are renders.
+    "composite": synthetic / RGBA data whose background is clean (outside the mask,
+    nearly every pixel has one colour, e.g. the zeros of a transparent PNG):
+    targets are composited over a background, and so are renders.
     "weight": real photos with masks: colour loss only inside the mask.
     "none": no masks.
     """
     if cap.masks is None:
         return "none"
     for i in np.linspace(0, len(cap) - 1, min(n_check, len(cap))).astype(int):
-        out = cap.masks[i] < 128
-        if out.any() and cap.images[i][out].astype(np.float32).std(axis=0).max() > 4.0:
+        out = cap.images[i][cap.masks[i] < 128].astype(np.int16)
+        if len(out) == 0:
+            continue
+        ref = np.median(out, axis=0)
+        if (np.abs(out - ref).max(axis=1) <= 2).mean() < 0.9:
             return "weight"
     return "composite"
 
@@ -50,9 +54,9 @@ class PixelSet:
         for k, i in enumerate(self.indices):
             img = cap.images[i]
             h, w = img.shape[:2]
-            rgb.append(torch.from_numpy(np.ascontiguousarray(img.reshape(-1, 3))))
+            rgb.append(torch.from_numpy(np.array(img.reshape(-1, 3))))
             if cap.masks is not None:
-                alpha.append(torch.from_numpy(np.ascontiguousarray(cap.masks[i].reshape(-1))))
+                alpha.append(torch.from_numpy(np.array(cap.masks[i].reshape(-1))))
             frame.append(torch.full((h * w,), k, dtype=torch.int32))
             yy, xx = np.mgrid[:h, :w]
             px.append(torch.from_numpy(xx.reshape(-1).astype(np.int16)))
