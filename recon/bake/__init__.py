@@ -128,7 +128,7 @@ def bake_asset(field, normalization: np.ndarray | None, out_dir: str | Path, nam
     t0 = time.perf_counter()
 
     fine = extract_surface(surface, N, cfg.resolution, cfg.bound, cfg.level, cfg.chunk_points,
-                           cfg.min_component_fraction)
+                           cfg.min_component_fraction, cfg.narrow_band)
     mesh = decimate(fine, cfg.target_triangles)
     layout = unwrap(mesh, cfg.texture_size, cfg.uv_padding)
     voxel = 2 * cfg.bound / (cfg.resolution - 1)

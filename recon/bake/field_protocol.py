@@ -24,7 +24,9 @@ class SurfaceField(Protocol):
         """x: (N, 3) float32 normalised points -> (N,) signed distance, negative inside.
 
         Only the zero level set and the sign must be right; a value that is not a
-        true distance (a density level set) works, with a less regular gradient.
+        true distance (a density level set) works, with a less regular gradient, when
+        the field says so with an attribute ``is_distance = False`` (the extractor
+        then samples every grid point instead of a narrow band around the surface).
         """
         ...
 
@@ -49,7 +51,10 @@ class DensityLevelSet:
     """A density field seen as a surface: ``sdf(x) = threshold - density(x)`` (negative inside).
 
     colour_fn: x -> (N, 3) colour, e.g. the field's view-averaged ``diffuse_color``.
+    Its values are not distances (``is_distance`` False), so it is sampled densely.
     """
+
+    is_distance = False
 
     def __init__(self, density_fn, color_fn, threshold: float, device: torch.device | None = None):
         self._density = density_fn

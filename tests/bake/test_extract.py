@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from recon.bake.analytic_field import AnalyticField
-from recon.bake.extract import extract_surface, keep_components, sample_sdf_grid, transform_points
+from recon.bake.extract import (closed_level_set, extract_surface, keep_components, sample_sdf_grid,
+                                 sample_sdf_grid_narrow, transform_points)
 from recon.bake.field_protocol import DensityLevelSet, as_surface_field
 from recon.core.errors import ReconError
 from recon.eval.metrics import chamfer_fscore, sample_surface
@@ -103,3 +104,23 @@ def test_as_surface_field_rejects_objects_without_geometry():
 def test_no_surface_is_a_clear_error():
     with pytest.raises(ReconError, match="no surface"):
         extract_surface(AnalyticField("sphere", (5.0,)), resolution=16)  # all inside the box
+
+
+@pytest.mark.parametrize("shape,size", [("torus", (0.55, 0.22)), ("rounded_box", (0.5, 0.4, 0.3, 0.1))])
+def test_narrow_band_gives_the_dense_result_with_fewer_queries(shape, size):
+    field = AnalyticField(shape, size)
+    calls = []
+
+    class Counting:
+        def sdf(self, x):
+            calls.append(len(x))
+            return field.sdf(x)
+
+    dense = sample_sdf_grid(Counting(), 128)
+    n_dense, calls[:] = sum(calls), []
+    narrow, frac = sample_sdf_grid_narrow(Counting(), 128)
+    assert sum(calls) < 0.75 * n_dense and frac < 0.6
+    assert np.array_equal(np.sign(narrow), np.sign(dense))
+    # marching cubes only reads cells with a sign change, where both grids are exact
+    a, b = closed_level_set(dense, 1.0), closed_level_set(narrow, 1.0)
+    assert np.array_equal(a.faces, b.faces) and np.array_equal(a.vertices, b.vertices)
