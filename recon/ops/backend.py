@@ -25,7 +25,10 @@ from ..core.errors import BackendError
 from ..core.log import get_logger
 
 BACKENDS = ("auto", "cuda", "cpp", "torch")
-OPS = ("hash_grid_encode", "march_rays", "composite")
+OPS = ("hash_grid_encode", "march_rays", "composite")  # ops with compiled kernels
+# Public ops with only their torch twin so far (no cuda_ext kernel yet): ``get_kernel``
+# returns None for them under every backend, without building the extension.
+TWIN_ONLY_OPS = ("rasterize",)
 
 _BACKEND = "auto"
 _KERNELS: dict[str, dict[str, Callable]] = {}  # extension kind -> op -> callable
@@ -123,8 +126,10 @@ def active_backend(device: torch.device | str = "cpu") -> str:
 
 def get_kernel(op: str, device: torch.device | str):
     """The compiled ``op`` for tensors on ``device``, or None to use its torch twin."""
+    if op in TWIN_ONLY_OPS:
+        return None
     if op not in OPS:
-        raise ValueError(f"unknown op '{op}' (expected one of {', '.join(OPS)})")
+        raise ValueError(f"unknown op '{op}' (expected one of {', '.join(OPS + TWIN_ONLY_OPS)})")
     _, kernels = _resolve(device)
     return None if kernels is None else kernels[op]
 
