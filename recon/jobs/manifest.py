@@ -18,7 +18,8 @@ CSV, one capture per row, with a header naming any of the same fields (``tags`` 
 Fields: source (required; also spelt video/folder/path), name (default: the source's stem),
 kind (object, articulated, head, body, garment), preset (default ``<kind>-fast`` if it
 exists, else object-fast), config (a YAML file), set (config overrides ``key=value``),
-tags, licence, operator, notes.
+tags, licence, operator, notes. An entry's tags and overrides add to the defaults'; its other
+fields replace them.
 
 A job's key hashes what decides its output (source, name, kind, preset, config,
 overrides), so rerunning a manifest finds its jobs again; tags and notes can change freely.
@@ -101,12 +102,15 @@ def _entry(raw: Any, defaults: dict[str, Any], base: Path, where: str) -> JobSpe
     if not isinstance(raw, dict):
         raise InputError(where, "each capture must be a mapping with at least 'source'")
     data: dict[str, Any] = {}
-    for k, v in {**defaults, **raw}.items():
-        k = _ALIASES.get(str(k).strip().lower(), str(k).strip().lower())
-        if k not in _FIELDS:
-            raise InputError(where, f"unknown field '{k}' (known: {', '.join(sorted(_FIELDS))})")
-        if v is not None and v != "":
-            data[k] = v
+    for layer in (defaults, raw):
+        for k, v in layer.items():
+            k = _ALIASES.get(str(k).strip().lower(), str(k).strip().lower())
+            if k not in _FIELDS:
+                raise InputError(where, f"unknown field '{k}' (known: {', '.join(sorted(_FIELDS))})")
+            if v is None or v == "":
+                continue
+            # tags and overrides add up (defaults first); other fields: the entry wins.
+            data[k] = _split(data.get(k)) + _split(v) if k in ("tags", "set") else v
     if "source" not in data:
         raise InputError(where, "missing 'source' (a video file or capture folder)")
     source = (base / str(data["source"])).expanduser().resolve()

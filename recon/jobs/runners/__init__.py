@@ -54,7 +54,11 @@ class Runner:
                     attempt = self.jobs.claim(spec.key, self.max_attempts, worker=self.driver)
                     if attempt is None:
                         continue  # done, out of attempts, or taken by another runner meanwhile
-                    active[self.submit(spec, attempt)] = (spec, attempt)
+                    try:
+                        active[self.submit(spec, attempt)] = (spec, attempt)
+                    except BaseException as exc:
+                        self.jobs.fail(spec.key, attempt, f"could not start: {type(exc).__name__}: {exc}")
+                        raise
                     log.info(f"{spec.name}: attempt {attempt} started ({self.name})")
                 if not active:
                     break

@@ -31,28 +31,32 @@ class RayRunner(Runner):
                  gpus_per_job: float | None = None, **kwargs):
         super().__init__(*args, **kwargs)
         self.ray = ray = optional_import("ray", "the Ray runner (--runner ray)", "ray[client]")
-        init_kw = dict(log_to_driver=False, logging_level=logging.WARNING, ignore_reinit_error=True)
-        if address is None:
-            init_kw["include_dashboard"] = False
-        try:
-            ray.init(address=address, **init_kw)
-        except (ConnectionError, RuntimeError, ValueError) as exc:
-            from ...core.errors import InputError
+        # A process already connected to Ray (a notebook, a service, a test) keeps its connection.
+        self._owns_connection = not ray.is_initialized()
+        if self._owns_connection:
+            init_kw = dict(log_to_driver=False, logging_level=logging.WARNING)
+            if address is None:
+                init_kw["include_dashboard"] = False
+            try:
+                ray.init(address=address, **init_kw)
+            except (ConnectionError, RuntimeError, ValueError) as exc:
+                from ...core.errors import InputError
 
-            raise InputError(None, f"cannot connect to the Ray cluster at {address or 'default'}: {exc}") from None
+                raise InputError(None, f"cannot connect to the Ray cluster at {address or 'default'}: {exc}") from None
         resources = ray.cluster_resources()
         if gpus_per_job is None:
             gpus_per_job = 1.0 if resources.get("GPU", 0) >= 1 else 0.0
         self.cpus_per_job, self.gpus_per_job = cpus_per_job, gpus_per_job
         self._cluster_cpus = resources.get("CPU", 1)
-        self._task = ray.remote(_ray_execute).options(num_cpus=cpus_per_job, num_gpus=gpus_per_job, max_retries=0,
-                                                      retry_exceptions=False)
+        self._task = ray.remote(_ray_execute)
+        self._options = dict(num_cpus=cpus_per_job, num_gpus=gpus_per_job, max_retries=0, retry_exceptions=False)
 
     def capacity(self) -> int:
         return max(1, self.workers or int(self._cluster_cpus // max(self.cpus_per_job, 1e-3)))
 
     def submit(self, spec: JobSpec, attempt: int) -> Hashable:
-        return self._task.options(name=f"recon-job-{spec.name}").remote(self.ctx, spec.to_dict(), attempt)
+        return self._task.options(name=f"recon-job-{spec.name}", **self._options).remote(self.ctx, spec.to_dict(),
+                                                                                          attempt)
 
     def wait(self, handles: list[Hashable], timeout: float) -> list[tuple[Hashable, str | None]]:
         ready, _ = self.ray.wait(handles, num_returns=len(handles), timeout=timeout)
@@ -73,4 +77,5 @@ class RayRunner(Runner):
             pass
 
     def close(self) -> None:
-        self.ray.shutdown()
+        if self._owns_connection:
+            self.ray.shutdown()

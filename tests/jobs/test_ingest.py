@@ -1,0 +1,169 @@
+"""``recon ingest`` end to end: a manifest of 4 small synthetic captures, a worker killed mid-job,
+reruns, and exactly 4 assets whose blobs all verify. Local process pool and a real Ray
+cluster (``ray start --head`` on loopback), each on SQLite and PostgreSQL.
+
+The pipeline is tests/jobs/fake_pipeline.py (a fast stand-in for capture -> fit -> bake,
+injected with ``--pipeline``); everything else (CLI, manifest, catalogue, job state, runners,
+worker processes, library add, blob store) is the real thing. ``RECON_TEST_REAL_PIPELINE=1``
+runs the real capture -> fit -> bake instead (slow; needs recon.bake).
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from PIL import Image
+
+from recon.cli import main
+from recon.jobs import job_states
+from recon.library import Library
+
+FAKE_PIPELINE = f"{Path(__file__).with_name('fake_pipeline.py')}:run"
+REAL = os.environ.get("RECON_TEST_REAL_PIPELINE") == "1"
+# Tiny settings for the real pipeline (only used with RECON_TEST_REAL_PIPELINE=1).
+REAL_OVERRIDES = ["fit.iterations=200", "fit.batch_rays=256", "bake.resolution=32", "bake.texture_size=64",
+                  "bake.target_triangles=500", "bake.preview_size=64", "bake.turntable_frames=4"]
+
+
+def make_captures(root: Path, n: int = 4) -> list[Path]:
+    """``n`` small synthetic captures (distinct content, so distinct source hashes)."""
+    caps = []
+    for i in range(n):
+        cap = root / f"cap{i}"
+        if REAL:
+            import trimesh
+
+            from recon.synth import synth_capture
+
+            mesh = root / f"mesh{i}.ply"
+            trimesh.creation.icosphere(subdivisions=2, radius=1.0 + 0.2 * i).export(mesh)
+            synth_capture(mesh, cap, views=8, test_views=2, size=32, seed=i)
+        else:
+            (cap / "frames").mkdir(parents=True)
+            rng = np.random.default_rng(i)
+            for f in range(3):
+                Image.fromarray(rng.integers(0, 255, (12, 12, 3), dtype=np.uint8)).save(cap / "frames" / f"r_{f}.png")
+        caps.append(cap)
+    return caps
+
+
+def write_manifest(path: Path, caps: list[Path]) -> Path:
+    entries = [{"source": c.name, "name": f"thing{i}", "tags": [f"t{i}"]} for i, c in enumerate(caps)]
+    defaults = {"kind": "object", "preset": "object-fast", "tags": ["batch"]}
+    if REAL:
+        defaults["set"] = REAL_OVERRIDES
+    path.write_text(yaml.safe_dump({"defaults": defaults, "captures": entries}))
+    return path
+
+
+def ingest_argv(manifest, catalog_url, store_dir, runner, retries, address=None) -> list[str]:
+    argv = ["ingest", str(manifest), "--library", catalog_url, "--store", str(store_dir), "--runner", runner,
+            "--workers", "2", "--retries", str(retries), "--quiet"]
+    if not REAL:
+        argv += ["--pipeline", FAKE_PIPELINE]
+    return argv + (["--address", address] if address else [])
+
+
+class Background(threading.Thread):
+    """``recon.cli.main(argv)`` in a thread, so the test can kill a worker meanwhile."""
+
+    def __init__(self, argv):
+        super().__init__(daemon=True)
+        self.argv, self.rc, self.error = argv, None, None
+
+    def run(self):
+        try:
+            self.rc = main(self.argv)
+        except BaseException as exc:  # reported by the test
+            self.error = exc
+
+
+def wait_for_file(path: Path, timeout: float, run: Background) -> str:
+    deadline = time.time() + timeout
+    while not path.exists() or not path.read_text():
+        assert run.is_alive(), f"the ingest run ended (rc={run.rc}, error={run.error!r}) before {path} appeared"
+        assert time.time() < deadline, f"{path} did not appear in {timeout}s"
+        time.sleep(0.05)
+    return path.read_text()
+
+
+@pytest.mark.parametrize("runner", ["local", "ray"])
+def test_kill_a_worker_then_rerun_gives_exactly_four_verified_assets(runner, catalog_url, store_dir, tmp_path,
+                                                                      request):
+    address = request.getfixturevalue("ray_cluster") if runner == "ray" else None
+    caps = make_captures(tmp_path)
+    (caps[2] / "hold").touch()  # its first attempt waits to be killed (fake pipeline)
+    manifest = write_manifest(tmp_path / "batch.yaml", caps)
+
+    first = Background(ingest_argv(manifest, catalog_url, store_dir, runner, retries=0, address=address))
+    first.start()
+    if not REAL:
+        pid = int(wait_for_file(caps[2] / "hold.taken", timeout=120, run=first))
+        assert pid != os.getpid()
+        os.kill(pid, signal.SIGKILL)  # the worker process running thing2, mid-job
+    first.join(timeout=300)
+    assert not first.is_alive() and first.error is None, first.error
+    states = {s.name: s for s in job_states(catalog_url, manifest)}
+    if not REAL:
+        assert first.rc == 1  # one job failed
+        held = states["thing2"]
+        assert (held.status, held.attempts) == ("failed", 1)
+        assert "worker died" in held.error, held.error
+        assert all(states[f"thing{i}"].status == "done" for i in (0, 1, 3))
+        with Library(catalog_url) as lib:
+            assert len(lib) == 3 and lib.verify().ok
+
+    # Rerun: done jobs are skipped, the killed one gets its second attempt.
+    assert main(ingest_argv(manifest, catalog_url, store_dir, runner, retries=1, address=address)) == 0
+    after = {s.name: s for s in job_states(catalog_url, manifest)}
+    assert all(s.status == "done" for s in after.values())
+    for name in ("thing0", "thing1", "thing3"):
+        assert after[name].attempts == states[name].attempts and after[name].asset_id == states[name].asset_id
+    # And once more: nothing left to do.
+    assert main(ingest_argv(manifest, catalog_url, store_dir, runner, retries=1, address=address)) == 0
+    assert [s.attempts for s in job_states(catalog_url, manifest)] == [s.attempts for s in after.values()]
+
+    with Library(catalog_url) as lib:
+        assets = lib.find()
+        assert sorted(a.name for a in assets) == ["thing0", "thing1", "thing2", "thing3"]
+        assert all(a.version == 1 for a in assets)
+        assert {a.id for a in assets} == {s.asset_id for s in after.values()}
+        assert set(lib.get("thing1").tags) == {"batch", "t1"}
+        report = lib.verify()
+        assert report.ok and report.blobs_checked > 0
+    for s in after.values():  # per-job logs in per-job work folders
+        log = Path(s.log_path).read_text()
+        assert f"job {s.name}" in log and "done" in log
+        assert Path(s.work_dir).parent == tmp_path / "batch-work"
+
+
+def test_failed_jobs_retry_up_to_retries_across_reruns(catalog_url, store_dir, tmp_path, capsys):
+    caps = make_captures(tmp_path, n=1)
+    (caps[0] / "fail_first").touch()  # the first attempt raises
+    manifest = write_manifest(tmp_path / "one.yaml", caps)
+    argv = lambda retries: ingest_argv(manifest, catalog_url, store_dir, "local", retries)  # noqa: E731
+    assert main(argv(0)) == 1
+    [st] = job_states(catalog_url, manifest)
+    assert (st.status, st.attempts) == ("failed", 1) and "injected failure" in st.error
+    assert "RuntimeError: injected failure" in Path(st.log_path).read_text()  # traceback in the job log
+    assert main(argv(0)) == 1  # no attempts left: not run again
+    assert job_states(catalog_url, manifest)[0].attempts == 1
+    capsys.readouterr()
+    assert main(["ingest", "status", str(manifest), "--library", catalog_url, "--json"]) == 0
+    status = json.loads(capsys.readouterr().out)
+    assert status["summary"] == {"queued": 0, "running": 0, "done": 0, "failed": 1, "total": 1}
+    assert status["jobs"][0]["error"].startswith("RuntimeError: injected failure")
+    assert main(argv(1)) == 0  # one retry allowed now
+    [st] = job_states(catalog_url, manifest)
+    assert (st.status, st.attempts) == ("done", 2) and st.error is None
+    capsys.readouterr()
+    assert main(["ingest", "status", "--library", catalog_url]) == 0
+    out = capsys.readouterr().out
+    assert "1/1 done" in out and "thing0" in out
