@@ -8,7 +8,10 @@
 // factor (1 - a_i):
 //   dL/da_i = G_i T_i - S_i / (1 - a_i),  S_i = sum_{k>i} G_k w_k (the suffix sum),
 // times the clamp's gradient (1 where 0 <= alpha_i <= ALPHA_MAX, else 0); dL/dv_i = w_i g_out.
-// 1 - a_i >= 1e-6 thanks to the clamp; the sums are taken in double.
+// The CPU kernel walks each ray back with U_i = S_i / T_{i+1} = sum_{k>i} G_k a_k prod_{i<j<k} (1 - a_j),
+// U_{i-1} = G_i a_i + (1 - a_i) U_i, and takes dL/da_i = T_i (G_i - U_i): no division. The CUDA
+// kernel, without a per-ray buffer for T_i, takes S_i = total - prefix and divides by
+// 1 - a_i >= 1e-6. Both sum in double.
 #pragma once
 #include <cstdint>
 
