@@ -134,8 +134,8 @@ class BakeConfig(_Section):
     metallic: float = Field(0.0, ge=0, le=1, description="Default metallic until materials are fitted.")
     fscore_threshold: float = Field(
         0.01, gt=0, description="F-score distance threshold, in normalised units (unit-sphere radius 1).")
-    preview_size: int = Field(512, ge=64, description="Side of thumb.png and the turntable frames in pixels.")
-    turntable_frames: int = Field(48, ge=2, description="Frames in turntable.mp4 (one revolution).")
+    preview_size: int = Field(384, ge=64, description="Side of thumb.png and the turntable frames in pixels.")
+    turntable_frames: int = Field(36, ge=2, description="Frames in turntable.mp4 (one revolution, 24 fps).")
 
 
 class Config(_Section):
