@@ -7,6 +7,10 @@ Jobs already done are skipped, failed ones run again while they have attempts le
 (``retries`` counts across runs: a job gets at most 1 + retries attempts), and running
 jobs whose worker died are marked failed first, so a rerun after any crash picks up
 where the last run stopped.
+
+The local runner starts workers with multiprocessing's fork server, so a script that calls
+``ingest`` must guard its entry point with ``if __name__ == "__main__":`` (as any script
+using multiprocessing must); the ``recon`` command does.
 """
 from __future__ import annotations
 

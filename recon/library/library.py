@@ -268,7 +268,8 @@ class Library:
                             licence=str(prov.get("licence") or UNKNOWN), source_path=prov.get("source_path"),
                             operator=str(prov.get("operator") or UNKNOWN), notes=prov.get("notes"),
                             provenance={**prov, "library_recon_version": __version__}, metrics=metrics,
-                            psnr=_number(metrics.get("psnr")), triangles=_number(metrics.get("triangles"), int))
+                            psnr=_number(metrics.get("psnr", metrics.get("psnr_heldout"))),
+                            triangles=_number(metrics.get("triangles"), int))
                         row.files = [AssetFileRow(path=f.path, role=f.role, blob=blobs[f.path][0],
                                                   size=blobs[f.path][1]) for f in folder.files]
                         row.tags = [AssetTagRow(tag=t) for t in tag_list]

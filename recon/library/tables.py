@@ -59,7 +59,10 @@ def print_asset(a: "Asset", as_json: bool = False) -> None:
                  ("recon version", a.recon_version), ("operator", p.get("operator")), ("notes", p.get("notes"))):
         info.add_row(k, "" if v is None else str(v))
     for k, v in a.metrics.items():
-        info.add_row(f"metric {k}", _metric(v) if not isinstance(v, (dict, list)) else json.dumps(v))
+        if isinstance(v, (dict, list)):
+            text = json.dumps(v)
+            v = text if len(text) <= 60 else f"{text[:57]}... (--json shows all)"
+        info.add_row(f"metric {k}", _metric(v))
     files = Table(title="files", title_justify="left")
     for col in ("path", "role", "size", "blob"):
         files.add_column(col, justify="right" if col == "size" else "left")
