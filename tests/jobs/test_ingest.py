@@ -28,7 +28,7 @@ from recon.library import Library
 FAKE_PIPELINE = f"{Path(__file__).with_name('fake_pipeline.py')}:run"
 REAL = os.environ.get("RECON_TEST_REAL_PIPELINE") == "1"
 # Tiny settings for the real pipeline (only used with RECON_TEST_REAL_PIPELINE=1).
-REAL_OVERRIDES = ["fit.iterations=200", "fit.batch_rays=256", "bake.resolution=32", "bake.texture_size=64",
+REAL_OVERRIDES = ["fit.iterations=100", "fit.batch_rays=256", "bake.resolution=32", "bake.texture_size=64",
                   "bake.target_triangles=500", "bake.preview_size=64", "bake.turntable_frames=4"]
 
 
@@ -94,6 +94,16 @@ def wait_for_file(path: Path, timeout: float, run: Background) -> str:
     return path.read_text()
 
 
+def real_worker_pid_mid_fit(catalog_url, manifest, name: str, run: Background) -> int:
+    deadline = time.time() + 1800
+    while True:
+        st = next(s for s in job_states(catalog_url, manifest) if s.name == name)
+        if st.status == "running" and st.work_dir and (Path(st.work_dir) / "fit" / "log.jsonl").exists():
+            return int(st.worker.rsplit(":", 1)[1])
+        assert run.is_alive() and time.time() < deadline, f"{name} never reached its fit"
+        time.sleep(0.5)
+
+
 @pytest.mark.parametrize("runner", ["local", "ray"])
 def test_kill_a_worker_then_rerun_gives_exactly_four_verified_assets(runner, catalog_url, store_dir, tmp_path,
                                                                       request):
@@ -104,21 +114,22 @@ def test_kill_a_worker_then_rerun_gives_exactly_four_verified_assets(runner, cat
 
     first = Background(ingest_argv(manifest, catalog_url, store_dir, runner, retries=0, address=address))
     first.start()
-    if not REAL:
-        pid = int(wait_for_file(caps[2] / "hold.taken", timeout=120, run=first))
-        assert pid != os.getpid()
-        os.kill(pid, signal.SIGKILL)  # the worker process running thing2, mid-job
-    first.join(timeout=300)
+    # Kill the worker process running thing2, mid-job: the fake pipeline holds it and names its
+    # pid; the real one is killed once its fit has started (the worker recorded in the catalogue).
+    pid = int(wait_for_file(caps[2] / "hold.taken", timeout=120, run=first)) if not REAL else \
+        real_worker_pid_mid_fit(catalog_url, manifest, "thing2", first)
+    assert pid != os.getpid()
+    os.kill(pid, signal.SIGKILL)
+    first.join(timeout=3600 if REAL else 300)
     assert not first.is_alive() and first.error is None, first.error
     states = {s.name: s for s in job_states(catalog_url, manifest)}
-    if not REAL:
-        assert first.rc == 1  # one job failed
-        held = states["thing2"]
-        assert (held.status, held.attempts) == ("failed", 1)
-        assert "worker died" in held.error, held.error
-        assert all(states[f"thing{i}"].status == "done" for i in (0, 1, 3))
-        with Library(catalog_url) as lib:
-            assert len(lib) == 3 and lib.verify().ok
+    assert first.rc == 1  # one job failed
+    held = states["thing2"]
+    assert (held.status, held.attempts) == ("failed", 1)
+    assert "worker died" in held.error, held.error
+    assert all(states[f"thing{i}"].status == "done" for i in (0, 1, 3))
+    with Library(catalog_url) as lib:
+        assert len(lib) == 3 and lib.verify().ok
 
     # Rerun: done jobs are skipped, the killed one gets its second attempt.
     assert main(ingest_argv(manifest, catalog_url, store_dir, runner, retries=1, address=address)) == 0
