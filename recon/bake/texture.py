@@ -207,8 +207,8 @@ def bake_textures(field: SurfaceField, normalization: np.ndarray, mesh: trimesh.
         a = torch.as_tensor(attr, dtype=torch.float64, device=device)[fv]  # (P, 3, C)
         return (b[..., None] * a).sum(1)
 
-    p_orig = interp(positions)
-    x = torch.as_tensor(transform_points(A, p_orig.cpu().numpy()), device=device).float()
+    A_t = torch.as_tensor(A, dtype=torch.float64, device=device)
+    x = (interp(positions) @ A_t[:3, :3].T + A_t[:3, 3]).float()  # texel points, normalised frame
     x_s, grad = project_to_surface(field, x, step, max_move=4 * voxel, chunk=chunk_points)
     moved = float((x_s - x).norm(dim=-1).mean()) / scale if len(x) else 0.0
 
@@ -221,8 +221,7 @@ def bake_textures(field: SurfaceField, normalization: np.ndarray, mesh: trimesh.
     normal_u8 = None
     if normal_map:
         # the fine normal in original units: gradients transform by A^T
-        At = torch.as_tensor(A[:3, :3].T, device=device)
-        n_fine = F.normalize(grad.double() @ At.T, dim=-1)
+        n_fine = F.normalize(grad.double() @ A_t[:3, :3], dim=-1)
         n_s = F.normalize(interp(normals), dim=-1)
         t_s = F.normalize(interp(tangents[:, :3]), dim=-1)
         w = torch.as_tensor(tangents[:, 3], dtype=torch.float64, device=device)[fv][:, 0]
@@ -258,20 +257,3 @@ def bake_textures(field: SurfaceField, normalization: np.ndarray, mesh: trimesh.
 
 def _to_u8(x: Tensor) -> np.ndarray:
     return (x.clamp(0, 1) * 255 + 0.5).to(torch.uint8).cpu().numpy()
-
-
-def sample_texture(tex: np.ndarray, uv: np.ndarray) -> np.ndarray:
-    """Bilinear lookup of an (H, W, C) texture at glTF-convention uvs (N, 2), as a renderer would. Float out."""
-    h, w = tex.shape[:2]
-    x = uv[:, 0] * w - 0.5
-    y = uv[:, 1] * h - 0.5
-    x0 = np.floor(x).astype(np.int64)
-    y0 = np.floor(y).astype(np.int64)
-    fx, fy = (x - x0)[:, None], (y - y0)[:, None]
-    t = tex.astype(np.float64)
-
-    def at(r, c):
-        return t[np.clip(r, 0, h - 1), np.clip(c, 0, w - 1)]
-
-    return ((1 - fy) * ((1 - fx) * at(y0, x0) + fx * at(y0, x0 + 1))
-            + fy * ((1 - fx) * at(y0 + 1, x0) + fx * at(y0 + 1, x0 + 1)))

@@ -6,8 +6,16 @@ import torch
 import trimesh
 
 from recon.bake.extract import transform_points
-from recon.bake.texture import dilate, sample_texture, vertex_tangents
+from recon.bake.texture import dilate, vertex_tangents
 from recon.eval.metrics import psnr
+
+
+def sample_texture(tex: np.ndarray, uv: np.ndarray) -> np.ndarray:
+    """Bilinear lookup at glTF-convention uvs, as a renderer does (recon.synth's sampler, OpenGL uvs), 0..255."""
+    from recon.synth.mesh import sample_texture as synth_sample
+
+    uv_gl = np.stack([uv[:, 0], 1.0 - uv[:, 1]], -1)
+    return synth_sample(torch.as_tensor(tex, dtype=torch.float64), torch.as_tensor(uv_gl)).numpy()
 
 
 def _surface_samples(asset, n=20000, seed=0):
