@@ -71,3 +71,30 @@ def test_sdf_fit_surface_near_ground_truth(cap, tmp_path):
     assert m["chamfer"] < 0.02, m
     assert res.eval["psnr"] > 18.0
     assert np.isfinite(res.eval["ssim"])
+
+
+def test_cli_fit_on_capture_folder(cap, tmp_path, capsys):
+    from recon.capture.capture_writer import write_capture_folder
+    from recon.cli import main
+
+    folder = tmp_path / "sphere"
+    folder.mkdir()
+    write_capture_folder(cap, folder)
+    args = ["fit", "--data", str(folder), "--out", str(tmp_path / "job"), "--iterations", "20", "--backend", "torch",
+            "--quiet", "--seed", "3"]
+    for o in TINY + ["fit.batch_rays=256"]:
+        args += ["--set", o]
+    assert main(args) == 0
+    assert "PSNR" in capsys.readouterr().out
+    ev = json.loads((tmp_path / "job" / "fit" / "eval.json").read_text())
+    assert ev["iterations"] == 20 and ev["n_views"] == 3
+    cfg_text = (tmp_path / "job" / "fit" / "config.yaml").read_text()
+    assert "seed: 3" in cfg_text and "iterations: 20" in cfg_text
+
+
+def test_cli_fit_bad_input_is_one_line(tmp_path, capsys):
+    from recon.cli import main
+
+    assert main(["fit", "--data", str(tmp_path / "missing"), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "missing" in err[0]
