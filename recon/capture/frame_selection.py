@@ -6,7 +6,9 @@ every frame once on a small grey copy (``frame_stats``) and keeps only those
 numbers; ``select_frames`` then chooses which frames to decode in full:
 
 1. drop the blurriest ``blur_drop`` fraction (variance of the Laplacian, a
-   standard focus measure: blur removes high frequencies);
+   standard focus measure: blur removes high frequencies), judged against the
+   neighbouring frames so that a less textured stretch of video is not taken
+   for a blurry one and left without frames;
 2. split the time line into ``max_frames`` equal bins, so the picks cover the
    whole video, and take the sharpest remaining frame of each bin ...
 3. ... unless it is a near-duplicate of the last kept frame: its thumbnail
@@ -25,6 +27,7 @@ from ..core.config import CaptureConfig
 
 SHARPNESS_SIZE = 320  # longest side of the grey frame the focus measure runs on
 THUMB_SIZE = 48  # longest side of the duplicate-detection thumbnail
+BLUR_WINDOW = 31  # frames (about a second) that blur is judged against
 
 
 def to_grey(rgb: np.ndarray) -> np.ndarray:
@@ -75,13 +78,29 @@ def thumb_difference(a: np.ndarray, b: np.ndarray) -> float:
     return float(cv2.absdiff(a, b).mean()) / 255.0
 
 
-def drop_blurry(sharp: np.ndarray, fraction: float) -> np.ndarray:
-    """Boolean keep-mask dropping the ``fraction`` of frames with the lowest sharpness."""
+def relative_sharpness(sharp: np.ndarray, window: int = BLUR_WINDOW) -> np.ndarray:
+    """Sharpness over its running median across ``window`` neighbouring frames.
+
+    The focus measure also grows with how much texture the view holds, so a
+    stretch of video looking at a plain wall would rank as "blurry" next to a
+    textured one. Blur shows as a dip below the neighbouring frames instead.
+    """
+    from scipy.ndimage import median_filter
+
     sharp = np.asarray(sharp, dtype=np.float64)
-    keep = np.ones(len(sharp), dtype=bool)
-    n_drop = min(int(np.floor(fraction * len(sharp))), len(sharp) - 1)
+    if len(sharp) == 0:
+        return sharp
+    local = median_filter(sharp, size=min(window, len(sharp)), mode="nearest")
+    return sharp / np.maximum(local, 1e-12)
+
+
+def drop_blurry(sharp: np.ndarray, fraction: float) -> np.ndarray:
+    """Boolean keep-mask dropping the ``fraction`` of frames that are blurriest against their neighbours."""
+    rel = relative_sharpness(sharp)
+    keep = np.ones(len(rel), dtype=bool)
+    n_drop = min(int(np.floor(fraction * len(rel))), len(rel) - 1)
     if n_drop > 0:
-        keep[np.argsort(sharp, kind="stable")[:n_drop]] = False
+        keep[np.argsort(rel, kind="stable")[:n_drop]] = False
     return keep
 
 

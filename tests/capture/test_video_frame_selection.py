@@ -76,6 +76,18 @@ def test_blurred_frames_are_not_picked():
     assert not set(picks.tolist()) & blurry
 
 
+def test_a_plain_stretch_of_video_is_not_taken_for_blur():
+    """Sharpness falls where the view holds less texture; blur is judged against neighbouring frames."""
+    frames = _video(120, blurry={5, 17, 100})
+    for i in range(40, 80):  # the camera passes a low-contrast wall: sharp, but little texture
+        frames[i] = (frames[i] // 4 + 100).astype(np.uint8)
+    sharp, thumbs = _stats(frames)
+    assert sharp[40:80].max() < 0.5 * np.median(sharp[:40])  # globally, the wall would look blurry
+    picks = select_frames(sharp, thumbs, CaptureConfig(max_frames=12, blur_drop=0.4, dedup_threshold=0.0))
+    assert len(picks) == 12 and np.array_equal(picks // 10, np.arange(12))  # every bin keeps a frame
+    assert not {5, 17, 100} & set(picks.tolist())
+
+
 def test_duplicates_during_a_pause_are_dropped():
     pause = range(20, 50)  # the camera stops for 30 frames
     frames = _video(80, pause=pause)
