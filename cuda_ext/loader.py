@@ -29,7 +29,6 @@ from types import ModuleType
 SRC_DIR = Path(__file__).resolve().parent / "csrc"
 KINDS = ("cpu", "cuda")
 _log = logging.getLogger("recon.ext")
-_SUFFIXES = (".h", ".cuh", ".cpp", ".cu")
 
 # Portable flags: no -march=native, so a cached build runs on any x86-64 (or aarch64) CPU that
 # shares the cache (the kernels are bound by memory access, not arithmetic width). No FMA
@@ -85,11 +84,13 @@ class ExtensionLoader:
         return srcs
 
     def key(self, kind: str) -> str:
-        """Hash of everything the build depends on: sources, flags, torch, Python (and CUDA)."""
+        """Hash of what the build of ``kind`` depends on: its sources and every header, the flags,
+        torch, Python (and CUDA)."""
         import torch
 
         h = hashlib.sha256()
-        for p in sorted(q for q in self.src_dir.rglob("*") if q.suffix in _SUFFIXES):
+        headers = [q for q in self.src_dir.rglob("*") if q.suffix in (".h", ".cuh")]
+        for p in sorted(set(headers + self.sources(kind))):
             h.update(p.relative_to(self.src_dir).as_posix().encode() + b"\0" + p.read_bytes() + b"\0")
         parts = [kind, torch.__version__, sys.version.split()[0], sys.platform, platform.machine(),
                  " ".join(CXX_FLAGS + LD_FLAGS)]

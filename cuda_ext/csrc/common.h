@@ -7,3 +7,14 @@
 #else
 #define RECON_HD inline
 #endif
+
+// floor of a float within the int32 range (callers clamp or bound it first): exact, and inline
+// on baseline x86-64, where SSE2 has no rounding instruction and floorf is a libm call.
+RECON_HD float floor_small(float x) {
+#ifdef __CUDA_ARCH__
+    return floorf(x);
+#else
+    const float t = float(int(x));  // truncates toward zero
+    return t > x ? t - 1.f : t;
+#endif
+}

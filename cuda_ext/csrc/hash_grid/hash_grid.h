@@ -42,7 +42,7 @@ RECON_HD HashGridCell hash_grid_cell(const float* x, int res) {
         float xc = x[d];
         xc = xc > 0.f ? (xc < 1.f ? xc : 1.f) : 0.f;  // NaN -> 0 (never an out-of-range row)
         const float pos = xc * rf;
-        float p0 = floorf(pos);
+        float p0 = floor_small(pos);  // pos in [0, res]
         p0 = p0 < 0.f ? 0.f : (p0 > rf - 1.f ? rf - 1.f : p0);
         cell.p0[d] = uint32_t(p0);
         cell.frac[d] = pos - p0;

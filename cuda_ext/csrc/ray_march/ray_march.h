@@ -45,7 +45,7 @@ RECON_HD int march_sample(const float* o, const float* d, float near, float far,
         if (!(fabsf(x) < p.bound)) return 0;
         const float s = RECON_ADD(x, p.bound);
         const float u = kCuda ? RECON_MUL(s, p.inv_two_bound) : s / p.two_bound;
-        int64_t c = int64_t(floorf(RECON_MUL(u, p.grid)));
+        int64_t c = int64_t(floor_small(RECON_MUL(u, p.grid)));  // |x| < bound: u * G in [0, G]
         cell[a] = c < 0 ? 0 : (c >= p.G ? p.G - 1 : c);
     }
 #undef RECON_ADD
