@@ -148,7 +148,13 @@ def test_cache_key_follows_the_sources(tmp_path):
     ld = loader_mod.ExtensionLoader(src_dir=src, root=tmp_path)
     k1 = ld.key("cpu")
     (src / "ext.cpp").write_text("int b;\n")
-    assert ld.key("cpu") != k1 and ld.key("cpu") != ld.key("cuda")
+    k2, c2 = ld.key("cpu"), ld.key("cuda")
+    assert k2 != k1 and k2 != c2
+    (src / "op").mkdir()
+    (src / "op" / "op.cu").write_text("int c;\n")  # CUDA-only source: the CPU build stays valid
+    assert ld.key("cpu") == k2 and ld.key("cuda") != c2
+    (src / "op" / "op.h").write_text("int d;\n")  # headers count for both
+    assert ld.key("cpu") != k2
 
 
 def test_build_status_reports_without_building(cpu_ext):

@@ -60,7 +60,7 @@ def test_matches_twin_feature_counts(cpp, n_features):
 
 def test_default_spec(cpp):
     """16 levels x 2 features, 2^19 rows: the configuration the fields use."""
-    _compare(cpp, HashGridSpec(), 4096, seed=1)
+    _compare(cpp, HashGridSpec(), 1024, seed=1)
 
 
 def test_atomic_scatter_when_threads_outnumber_levels(cpp, n_threads):
