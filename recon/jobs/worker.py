@@ -84,7 +84,8 @@ def execute_job(ctx: JobContext, spec_dict: dict, attempt: int) -> JobOutcome:
                                 operator=spec.operator, notes=spec.notes)
         except Exception as exc:
             error = f"{type(exc).__name__}: {exc}"
-            log.error(f"job {spec.name} failed: {error}\n{traceback.format_exc()}")
+            log.error(f"job {spec.name} failed: {error}")
+            log.info(f"job {spec.name} traceback:\n{traceback.format_exc()}")  # job.log, not the console
             jobs.fail(spec.key, attempt, error)
             return JobOutcome(spec.key, attempt, "failed", error=error)
         jobs.finish(spec.key, attempt, asset.id)

@@ -1,10 +1,20 @@
-"""Fixtures of tests/catalog_support.py: ``catalog_url`` (SQLite and PostgreSQL), ``library``,
-``store_dir``, ``make_asset``."""
+"""Fixtures of tests/catalog_support.py (``catalog_url`` on SQLite and PostgreSQL, ``library``,
+``store_dir``, ``make_asset``) and a real Ray cluster for the module (``ray_cluster``)."""
 from __future__ import annotations
 
 import importlib.util
+import os
+import shutil
+import signal
+import socket
+import subprocess
 import sys
+import tempfile
+import time
 from pathlib import Path
+from typing import NamedTuple
+
+import pytest
 
 
 def _support():
@@ -26,34 +36,31 @@ make_asset = support.make_asset
 
 # -- a real Ray cluster for the module (ray start --head on loopback) ---------------------------
 
-import os  # noqa: E402
-import shutil  # noqa: E402
-import signal  # noqa: E402
-import socket  # noqa: E402
-import subprocess  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
-
-import pytest  # noqa: E402
 
 # Single-node Ray on Linux still advertises the machine's address; this keeps the head, the
 # workers and the driver on 127.0.0.1 (multi-node joining is what it turns off).
 RAY_LOOPBACK_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_USAGE_STATS_ENABLED": "0"}
 
 
+class RayCluster(NamedTuple):
+    address: str  # host:port of the head (GCS)
+    client_address: str  # ray://host:port of its Ray Client server
+    env: dict  # environment a driver process needs to stay on loopback
+
+
 @pytest.fixture(scope="module")
 def ray_cluster():
     """``ray start --head --block`` (2 CPUs) in its own process group; this process connects as a
-    driver once (Ray start-up is slow) and the ingest runs reuse the connection. Yields the address."""
+    driver once (Ray start-up is slow) and in-process ingest runs reuse the connection."""
     ray_bin = shutil.which("ray", path=os.path.dirname(sys.executable)) or shutil.which("ray")
     if ray_bin is None:
         pytest.fail("ray is not installed: run scripts/setup.sh (pip package ray[client])")
     saved = {k: os.environ.get(k) for k in RAY_LOOPBACK_ENV}
     os.environ.update(RAY_LOOPBACK_ENV)
     tmp = tempfile.mkdtemp(prefix="ray")  # short: Ray's socket paths must fit in 107 bytes
-    port = support.free_port()
+    port, client_port = support.free_port(), support.free_port()
     cmd = [ray_bin, "start", "--head", "--block", "--node-ip-address=127.0.0.1", f"--port={port}",
-           f"--ray-client-server-port={support.free_port()}", "--num-cpus=2", "--num-gpus=0",
+           f"--ray-client-server-port={client_port}", "--num-cpus=2", "--num-gpus=0",
            "--object-store-memory=78643200", "--include-dashboard=false", "--disable-usage-stats",
            f"--temp-dir={tmp}"]
     log = open(os.path.join(tmp, "ray-start.log"), "w")
@@ -73,7 +80,7 @@ def ray_cluster():
         import ray
 
         ray.init(address=address, log_to_driver=False, logging_level="WARNING")
-        yield address
+        yield RayCluster(address, f"ray://127.0.0.1:{client_port}", dict(RAY_LOOPBACK_ENV))
     finally:
         try:
             import ray
