@@ -30,7 +30,7 @@ from recon.library import Library
 FAKE_PIPELINE = f"{Path(__file__).with_name('fake_pipeline.py')}:run"
 REAL = os.environ.get("RECON_TEST_REAL_PIPELINE") == "1"
 # Tiny settings for the real pipeline (only used with RECON_TEST_REAL_PIPELINE=1).
-REAL_OVERRIDES = ["fit.iterations=100", "fit.batch_rays=256", "bake.resolution=32", "bake.texture_size=64",
+REAL_OVERRIDES = ["fit.iterations=250", "fit.batch_rays=256", "bake.resolution=32", "bake.texture_size=64",
                   "bake.target_triangles=500", "bake.preview_size=64", "bake.turntable_frames=4"]
 
 
@@ -192,3 +192,28 @@ def test_failed_jobs_retry_up_to_retries_across_reruns(catalog_url, store_dir, t
     assert main(["ingest", "status", "--library", catalog_url]) == 0
     out = capsys.readouterr().out
     assert "1/1 done" in out and "thing0" in out
+
+
+def test_stopping_the_ingest_run_stops_its_workers_and_leaves_jobs_retryable(catalog_url, store_dir, tmp_path):
+    caps = make_captures(tmp_path, n=1)
+    (caps[0] / "hold").touch()
+    manifest = write_manifest(tmp_path / "stop.yaml", caps)
+    argv = ingest_argv(manifest, catalog_url, store_dir, "local", retries=1)
+    proc = subprocess.Popen([sys.executable, "-m", "recon", *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    deadline = time.time() + 120
+    while not (caps[0] / "hold.taken").exists() or not (caps[0] / "hold.taken").read_text():
+        assert proc.poll() is None and time.time() < deadline, proc.communicate()
+        time.sleep(0.05)
+    worker = int((caps[0] / "hold.taken").read_text())
+    proc.terminate()  # SIGTERM to the driver, as a scheduler or `kill` would
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode != 0
+    deadline = time.time() + 30
+    while Path(f"/proc/{worker}").exists():  # its worker went with it
+        assert time.time() < deadline, f"worker {worker} still running"
+        time.sleep(0.1)
+    [st] = job_states(catalog_url, manifest)
+    assert (st.status, st.attempts) == ("failed", 1) and "interrupted" in st.error
+    assert main(argv) == 0  # the rerun finishes it
+    assert job_states(catalog_url, manifest)[0].status == "done"

@@ -3,12 +3,15 @@ submit, wait, record dead workers, retry while attempts remain); subclasses only
 start an attempt and how to wait for attempts (local process pool, Ray tasks)."""
 from __future__ import annotations
 
+import signal
+import threading
+import time
 from collections import deque
 from typing import Any, Callable, Hashable, Iterable
 
 from ...core.log import get_logger
 from ..manifest import JobSpec
-from ..state import JobState, JobStore, is_eligible, worker_id
+from ..state import HEARTBEAT_S, JobState, JobStore, is_eligible, worker_id
 from ..worker import JobContext
 
 log = get_logger(__name__)
@@ -47,8 +50,16 @@ class Runner:
     def run(self, specs: Iterable[JobSpec]) -> None:
         queue = deque(specs)
         active: dict[Any, tuple[JobSpec, int]] = {}
+        last_beat = time.monotonic()
+        restore = _exit_on_sigterm()
         try:
             while queue or active:
+                if time.monotonic() - last_beat > HEARTBEAT_S:
+                    # The driver vouches for its attempts too, so one still waiting for a worker
+                    # (queued in Ray) is not taken for dead by another ingest run.
+                    for spec, attempt in active.values():
+                        self.jobs.heartbeat(spec.key, attempt)
+                    last_beat = time.monotonic()
                 while queue and len(active) < self.capacity():
                     spec = queue.popleft()
                     attempt = self.jobs.claim(spec.key, self.max_attempts, worker=self.driver)
@@ -80,7 +91,21 @@ class Runner:
                 self.jobs.fail(spec.key, attempt, "interrupted: the ingest run stopped")
             raise
         finally:
+            restore()
             self.close()
+
+
+def _exit_on_sigterm() -> Callable[[], None]:
+    """Make SIGTERM unwind like Ctrl-C (workers stopped, their jobs marked failed and retryable)
+    instead of killing the driver outright; returns the function that restores the old handler."""
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+
+    def handler(signum, frame):
+        raise SystemExit(128 + signum)
+
+    old = signal.signal(signal.SIGTERM, handler)
+    return lambda: signal.signal(signal.SIGTERM, old)
 
 
 def make_runner(kind: str, ctx: JobContext, jobs: JobStore, max_attempts: int, workers: int | None = None,
