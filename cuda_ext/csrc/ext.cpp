@@ -124,6 +124,8 @@ std::vector<Tensor> march_rays(Tensor origins, Tensor dirs, Tensor near, Tensor 
     TORCH_CHECK(near.numel() == R && far.numel() == R, "near and far must be (R,)");
     TORCH_CHECK(occupancy.dim() == 3 && occupancy.size(0) == occupancy.size(1) &&
                 occupancy.size(0) == occupancy.size(2) && occupancy.size(0) > 0, "occupancy must be (G, G, G)");
+    TORCH_CHECK(occupancy.size(0) <= 1290, "occupancy grids up to 1290^3 (int32 cell indices)");
+    TORCH_CHECK(max_steps < (int64_t(1) << 24), "max_steps must be below 2^24 (exact float steps)");
     origins = origins.contiguous();
     dirs = dirs.contiguous();
     near = near.contiguous();
@@ -144,7 +146,8 @@ std::vector<Tensor> march_rays(Tensor origins, Tensor dirs, Tensor near, Tensor 
     p.half_step = float(0.5 * step);
     p.G = int32_t(occupancy.size(0));
     p.grid = float(p.G);
-    p.max_steps = std::max<int64_t>(max_steps, 0);
+    p.grid_max = float(p.G - 1);
+    p.max_steps = int32_t(std::max<int64_t>(max_steps, 0));
     auto counts = at::empty({R}, origins.options().dtype(at::kLong));
     Tensor t_starts;
     RECON_DEVICE_GUARD(origins);

@@ -14,11 +14,14 @@ __global__ void count_kernel(const float* __restrict__ origins, const float* __r
     if (r >= n_rays) return;
     const float off = offsets ? offsets[r] : 0.f;
     int64_t n = 0;
-    float t0;
-    for (int64_t k = 0; k < p.max_steps; ++k) {
-        const int s = march_sample<true>(origins + 3 * r, dirs + 3 * r, near[r], far[r], off, k, p, occ, &t0);
-        if (s < 0 && p.step > 0.f) break;
-        n += s > 0;
+    for (int32_t k = 0; k < p.max_steps; ++k) {
+        const float t0 = march_t0(near[r], off, k, p);
+        if (!(t0 < far[r])) {
+            if (p.step > 0.f) break;  // and every later step
+            continue;
+        }
+        const int32_t cell = march_cell<true>(origins + 3 * r, dirs + 3 * r, t0, p);
+        n += cell >= 0 && occ[cell];
     }
     counts[r] = n;
 }
@@ -32,11 +35,14 @@ __global__ void fill_kernel(const float* __restrict__ origins, const float* __re
     if (r >= n_rays) return;
     const float off = offsets ? offsets[r] : 0.f;
     int64_t j = starts[r];
-    float t0;
-    for (int64_t k = 0; k < p.max_steps; ++k) {
-        const int s = march_sample<true>(origins + 3 * r, dirs + 3 * r, near[r], far[r], off, k, p, occ, &t0);
-        if (s < 0 && p.step > 0.f) break;
-        if (s > 0) {
+    for (int32_t k = 0; k < p.max_steps; ++k) {
+        const float t0 = march_t0(near[r], off, k, p);
+        if (!(t0 < far[r])) {
+            if (p.step > 0.f) break;
+            continue;
+        }
+        const int32_t cell = march_cell<true>(origins + 3 * r, dirs + 3 * r, t0, p);
+        if (cell >= 0 && occ[cell]) {
             t_starts[j] = t0;
             t_ends[j] = __fadd_rn(t0, p.step);
             ++j;
