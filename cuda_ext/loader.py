@@ -23,6 +23,7 @@ import platform
 import shutil
 import sys
 import threading
+import time
 from pathlib import Path
 from types import ModuleType
 
@@ -151,6 +152,7 @@ class ExtensionLoader:
         bdir = self.build_dir(kind)
         bdir.mkdir(parents=True, exist_ok=True)
         marker, log = bdir / "FAILED", bdir / "build.log"
+        _clear_stale_lock(bdir / "lock")
         if not (bdir / f"{self.module_name(kind)}.so").exists():
             _log.info("compiling the %s kernels (first use, about a minute) in %s", kind, bdir)
         try:
@@ -171,6 +173,20 @@ class ExtensionLoader:
                                       f"{_first_error_line(str(exc))}") from exc
         marker.unlink(missing_ok=True)
         return mod
+
+
+# torch's build lock (a file) outlives a build that was killed; a later build would wait on it forever.
+STALE_LOCK_S = 15 * 60
+
+
+def _clear_stale_lock(lock: Path) -> None:
+    try:
+        age = time.time() - lock.stat().st_mtime
+    except FileNotFoundError:
+        return
+    if age > STALE_LOCK_S:
+        _log.warning("removing the stale build lock %s (%.0f min old)", lock, age / 60)
+        lock.unlink(missing_ok=True)
 
 
 def _first_error_line(text: str) -> str:

@@ -169,3 +169,17 @@ def test_imports_compile_nothing(tmp_path):
     env = {"TORCH_EXTENSIONS_DIR": str(tmp_path / "ext"), "PATH": "/usr/bin:/bin"}
     subprocess.run([sys.executable, "-c", code], check=True, env=env, cwd=str(tmp_path.parent))
     assert not (tmp_path / "ext").exists()
+
+
+def test_a_stale_build_lock_is_removed(tmp_path):
+    import os
+    import time
+
+    lock = tmp_path / "lock"
+    lock.write_text("")
+    loader_mod._clear_stale_lock(lock)
+    assert lock.exists()  # a build may be running
+    old = time.time() - loader_mod.STALE_LOCK_S - 60
+    os.utime(lock, (old, old))
+    loader_mod._clear_stale_lock(lock)
+    assert not lock.exists()
