@@ -87,6 +87,10 @@ class Trainer:
         self.resumed_from: str | None = None
 
         ckpt = latest_checkpoint(self.ckpt_dir) if resume else None
+        if not resume:
+            # a fresh fit replaces an earlier one in the same folder: no stale checkpoints or log lines
+            for old in list(self.ckpt_dir.glob("step_*.pt")) + [self.dir / "log.jsonl", self.dir / "eval.json"]:
+                old.unlink(missing_ok=True)
         if resume and ckpt is None:
             log.warning(f"{self.ckpt_dir}: no checkpoint to resume from; starting fresh")
         if ckpt is not None:

@@ -98,3 +98,12 @@ def test_cli_fit_bad_input_is_one_line(tmp_path, capsys):
     assert main(["fit", "--data", str(tmp_path / "missing"), "--quiet"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "missing" in err[0]
+
+
+def test_fresh_fit_replaces_an_earlier_one(cap, tmp_path):
+    base = TINY + ["field.kind=density", "fit.batch_rays=128"]
+    fit(cap, out=tmp_path, config=load_config("object-fast", overrides=base + ["fit.iterations=20"]))
+    fit(cap, out=tmp_path, config=load_config("object-fast", overrides=base + ["fit.iterations=10"]))
+    assert [p.name for p in (tmp_path / "fit" / "checkpoints").iterdir()] == ["step_0000010.pt"]
+    log = [json.loads(line) for line in (tmp_path / "fit" / "log.jsonl").read_text().splitlines()]
+    assert [r["iteration"] for r in log] == [10]
