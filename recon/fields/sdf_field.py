@@ -119,5 +119,14 @@ class SDFField(Field):
     def color(self, x: Tensor, d: Tensor, frame: Tensor | None = None) -> Tensor:
         return self.color_from(self.sdf_with_grad(x), d, frame)
 
+    @torch.no_grad()
+    def diffuse_color(self, x: Tensor, n_dirs: int = 12) -> Tensor:
+        """Mean colour over ``n_dirs`` view directions, with the SDF and its normals evaluated once."""
+        from .base import fibonacci_directions
+
+        g = self.sdf_with_grad(x)
+        dirs = fibonacci_directions(n_dirs).to(x)
+        return sum(self.color_from(g, d.expand_as(x)) for d in dirs) / n_dirs
+
     def normals(self, x: Tensor) -> Tensor:
         return self.sdf_with_grad(x).normals

@@ -71,3 +71,5 @@ def test_sdf_field_init_sphere_and_numerical_derivatives():
     assert torch.allclose(g.normals.norm(dim=-1), torch.ones(500), atol=1e-5)
     assert a.fd_step() == pytest.approx(2.0 / a.encoding.finest_active_resolution())
     assert f.inv_s().item() == pytest.approx(math.exp(3.0), rel=1e-5)
+    c = f.diffuse_color(x)
+    assert c.shape == (500, 3) and (c >= 0).all() and (c <= 1).all()
