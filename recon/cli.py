@@ -195,7 +195,8 @@ def _add_ingest_parser(sub) -> None:
     p.add_argument("--runner", choices=["local", "ray"], default="local",
                    help="local process pool (default) or a Ray cluster")
     p.add_argument("--workers", type=int, help="jobs at once (local default: min(4, CPUs); ray: cluster CPUs)")
-    p.add_argument("--address", help="Ray cluster address (ray://host:10001, host:6379, auto; default $RAY_ADDRESS)")
+    p.add_argument("--address", help="Ray cluster address (ray://host:10001 or host:6379; default: $RAY_ADDRESS, "
+                                     "else the cluster `ray start` runs on this machine, else a new local Ray)")
     p.add_argument("--retries", type=int, default=2, help="extra attempts per failed job, across reruns (default 2)")
     p.add_argument("--work", metavar="DIR", help="work folders root (default: <manifest stem>-work beside it)")
     p.add_argument("--cpus-per-job", type=float, default=1.0, help="Ray: CPUs requested per job (default 1)")

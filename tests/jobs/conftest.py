@@ -37,9 +37,12 @@ make_asset = support.make_asset
 # -- a real Ray cluster for the module (ray start --head on loopback) ---------------------------
 
 
-# Single-node Ray on Linux still advertises the machine's address; this keeps the head, the
-# workers and the driver on 127.0.0.1 (multi-node joining is what it turns off).
-RAY_LOOPBACK_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_USAGE_STATS_ENABLED": "0"}
+# Single-node Ray on Linux still advertises the machine's address; RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0
+# keeps the head, the workers and the driver on 127.0.0.1 (multi-node joining is what it turns
+# off). Ray >= 2.5x turns token auth on for `ray start` when ~/.ray/auth_token exists (any local
+# ray.init() writes one), and the driver must then agree: the test cluster says "disabled" to both.
+RAY_LOOPBACK_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_USAGE_STATS_ENABLED": "0",
+                    "RAY_AUTH_MODE": "disabled"}
 
 
 class RayCluster(NamedTuple):

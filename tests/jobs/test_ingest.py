@@ -99,8 +99,8 @@ def wait_for_file(path: Path, timeout: float, run: Background) -> str:
 def real_worker_pid_mid_fit(catalog_url, manifest, name: str, run: Background) -> int:
     deadline = time.time() + 1800
     while True:
-        st = next(s for s in job_states(catalog_url, manifest) if s.name == name)
-        if st.status == "running" and st.work_dir and (Path(st.work_dir) / "fit" / "log.jsonl").exists():
+        st = next((s for s in job_states(catalog_url, manifest) if s.name == name), None)  # None: not registered yet
+        if st is not None and st.status == "running" and st.work_dir and (Path(st.work_dir) / "fit" / "log.jsonl").exists():
             return int(st.worker.rsplit(":", 1)[1])
         assert run.is_alive() and time.time() < deadline, f"{name} never reached its fit"
         time.sleep(0.5)

@@ -83,6 +83,7 @@ def test_kill_during_add_at_random_points(library, catalog_url, store_dir, make_
         outcomes["killed" if code == -signal.SIGKILL else "finished"] += 1
         assert code in (0, -signal.SIGKILL), log.read_text() if log.exists() else code
         n = _check(library, {n, n + 1})
+    print(f"random kills during add: {outcomes}, add took {duration:.3f}s")
     assert outcomes["killed"] >= RANDOM_TRIALS // 2, outcomes  # the kills landed inside add
     library.gc()
     assert not library.verify().orphans and not os.listdir(library.store.root / "tmp")

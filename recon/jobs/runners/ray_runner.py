@@ -1,6 +1,7 @@
 """Ray runner: each attempt is a Ray task with resource requests (CPUs, and a GPU when the
 cluster has GPUs), on the cluster at ``address`` (``ray://host:10001``, ``host:6379``,
-``auto``; default: $RAY_ADDRESS, else a local Ray started for this run).
+``auto``; default: $RAY_ADDRESS, else the cluster ``ray start`` runs on this machine, else a
+local Ray started for this run).
 
 Ray's own task retries are off: a worker that dies shows up as a failed attempt in the
 catalogue, and the shared loop retries it while attempts remain. Workers need recon
