@@ -1,11 +1,11 @@
 """Time the compiled CPU kernels against their PyTorch twins at 65,536 samples.
 
-    .venv/bin/python scripts/bench_kernels.py [--repeats 15] [--threads N] [--backend cpp|cuda]
+    .venv/bin/python scripts/bench_kernels.py [--repeats 15] [--threads N] [--clock wall|cpu] [--backend cpp|cuda]
 
 For each op: forward, and forward + backward (hash grid: grad to the table;
 composite: grads to alphas and values; ray marching has no backward), the median
-of ``--repeats`` runs after warm-up (the min too), for the torch twin and the
-compiled kernel, taking turns, whose outputs and gradients are checked against
+of ``--repeats`` back-to-back runs after warm-up (the min too), for the torch
+twin and the compiled kernel, whose outputs and gradients are checked against
 the twin. Prints a table, then,
 last, one JSON line. The first run builds the extension (timed as ``build_s``).
 Timings on a shared machine vary: compare runs made side by side.
@@ -24,26 +24,28 @@ from recon.ops import HashGridSpec, composite_torch, hash_grid_encode_torch, mar
 from recon.ops.backend import get_kernel, set_backend
 
 N_SAMPLES = 65_536
+CLOCK = time.perf_counter  # --clock cpu: time.process_time (CPU time of all threads)
 
 
-def _time_pair(fns, repeats: int, device: torch.device) -> list[dict]:
-    """Median and min milliseconds of each fn; the fns take turns so shared-CPU noise hits both alike."""
+def _time_each(fns, repeats: int, device: torch.device) -> list[dict]:
+    """Median and min milliseconds of each fn, run back to back after two warm-up calls."""
     def sync():
         if device.type == "cuda":
             torch.cuda.synchronize()
 
-    for fn in fns:  # warm-up
+    out = []
+    for fn in fns:
         fn()
         fn()
-    sync()
-    times = [[] for _ in fns]
-    for _ in range(repeats):
-        for fn, ts in zip(fns, times):
-            t = time.perf_counter()
+        sync()
+        ts = []
+        for _ in range(repeats):
+            t = CLOCK()
             fn()
             sync()
-            ts.append((time.perf_counter() - t) * 1e3)
-    return [{"median": statistics.median(ts), "min": min(ts)} for ts in times]
+            ts.append((CLOCK() - t) * 1e3)
+        out.append({"median": statistics.median(ts), "min": min(ts)})
+    return out
 
 
 def _close(a, b, rtol: float, atol: float) -> bool:
@@ -67,8 +69,8 @@ def bench_hash_grid(dev, repeats):
     same = (_close([fwd(kernel)()], [fwd(hash_grid_encode_torch)()], 1e-5, 1e-6)
             and _close([fwd_bwd(kernel)()], [fwd_bwd(hash_grid_encode_torch)()], 1e-5, 1e-4))
     return {"op": "hash_grid", "size": f"{N_SAMPLES} pts, 16x2, 2^19", "same": same,
-            "fwd": _time_pair([fwd(f) for f in (hash_grid_encode_torch, kernel)], repeats, dev),
-            "fwd_bwd": _time_pair([fwd_bwd(f) for f in (hash_grid_encode_torch, kernel)], repeats, dev)}
+            "fwd": _time_each([fwd(f) for f in (hash_grid_encode_torch, kernel)], repeats, dev),
+            "fwd_bwd": _time_each([fwd_bwd(f) for f in (hash_grid_encode_torch, kernel)], repeats, dev)}
 
 
 def _march_inputs(n_rays: int, dev, seed: int = 0):
@@ -100,7 +102,7 @@ def bench_march(dev, repeats):
     ref, got = march_rays_torch(*args), kernel(*args)
     same = all(torch.equal(a, b) for a, b in zip(ref, got))
     return {"op": "march_rays", "size": f"{n_rays} rays -> {got[1].numel()} samples", "same": same,
-            "fwd": _time_pair([lambda f=f: f(*args) for f in (march_rays_torch, kernel)], repeats, dev),
+            "fwd": _time_each([lambda f=f: f(*args) for f in (march_rays_torch, kernel)], repeats, dev),
             "fwd_bwd": None}
 
 
@@ -126,8 +128,8 @@ def bench_composite(dev, repeats):
     same = (_close(fwd(kernel)(), fwd(composite_torch)(), 1e-5, 1e-6)
             and _close(fwd_bwd(kernel)(), fwd_bwd(composite_torch)(), 1e-4, 1e-5))
     return {"op": "composite", "size": f"{N_SAMPLES} samples, {R} rays, 3 ch", "same": same,
-            "fwd": _time_pair([fwd(f) for f in (composite_torch, kernel)], repeats, dev),
-            "fwd_bwd": _time_pair([fwd_bwd(f) for f in (composite_torch, kernel)], repeats, dev)}
+            "fwd": _time_each([fwd(f) for f in (composite_torch, kernel)], repeats, dev),
+            "fwd_bwd": _time_each([fwd_bwd(f) for f in (composite_torch, kernel)], repeats, dev)}
 
 
 def main() -> None:
@@ -135,7 +137,12 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=15)
     ap.add_argument("--threads", type=int, default=0, help="torch/OpenMP threads (0: torch's default)")
     ap.add_argument("--backend", choices=["cpp", "cuda"], default="cpp")
+    ap.add_argument("--clock", choices=["wall", "cpu"], default="wall",
+                    help="cpu: CPU time of the process (all threads), steadier than wall time on a shared "
+                         "machine; with --threads 1 it is the run time without the waits for a core")
     args = ap.parse_args()
+    global CLOCK
+    CLOCK = time.process_time if args.clock == "cpu" else time.perf_counter
     if args.threads:
         torch.set_num_threads(args.threads)
     set_backend(args.backend)
@@ -146,11 +153,11 @@ def main() -> None:
 
     rows = [bench_hash_grid(dev, args.repeats), bench_march(dev, args.repeats),
             bench_composite(dev, args.repeats)]
-    print(f"device {dev}, {torch.get_num_threads()} threads, {args.repeats} repeats (median; min in brackets); "
-          f"build/load {build_s:.1f} s")
+    print(f"device {dev}, {torch.get_num_threads()} threads, {args.clock} clock, {args.repeats} repeats "
+          f"(median; min in brackets); build/load {build_s:.1f} s")
     be = args.backend
     print(f"{'op':<11} {'size':<32} {'pass':<8} {'torch ms':>18} {be + ' ms':>16} {'speedup':>15}  same")
-    summary = {"device": str(dev), "threads": torch.get_num_threads(), "repeats": args.repeats,
+    summary = {"device": str(dev), "threads": torch.get_num_threads(), "clock": args.clock, "repeats": args.repeats,
                "build_s": round(build_s, 2), "ops": {}}
     for r in rows:
         entry = {"same": r["same"]}
