@@ -167,8 +167,9 @@ class Library:
     ``path_or_url``: a file path (SQLite; created on first use), ``sqlite:///...`` or
     ``postgresql://user@host/db``; None means ``$RECON_LIBRARY`` or ``~/.recon/library.db``.
     ``store``: a folder or fsspec URL, or a BlobStore. By default the store the catalogue
-    recorded when it was created; for a new SQLite library the folder ``<file stem>.blobs``
-    beside the database file. The schema is migrated to the latest revision on open.
+    recorded with its first asset; for a new SQLite library the folder ``<file stem>.blobs``
+    beside the database file. Adding into a store other than the recorded one is refused.
+    The schema is migrated to the latest revision on open.
     """
 
     def __init__(self, path_or_url: str | Path | None = None, store: str | Path | BlobStore | None = None):
@@ -182,9 +183,7 @@ class Library:
     # -- set-up ---------------------------------------------------------------------------
 
     def _open_store(self, store) -> BlobStore:
-        with self.reads() as s:
-            recorded = s.get(LibraryMeta, "store_url")
-            recorded = recorded.value if recorded else None
+        recorded = self._recorded_store()
         if store is None and recorded is None:
             db = sqlite_path(self.url)
             if db is None:
@@ -192,14 +191,31 @@ class Library:
                                                    "FOLDER_OR_URL (store=...) the first time")
             store = db.with_name(f"{db.stem}.blobs")
         bs = open_store(store if store is not None else recorded)
-        if recorded is None:
+        if recorded is not None and recorded != bs.url:
+            log.warning(f"{self.display_url} keeps its blobs in {recorded}; using {bs.url} as asked "
+                        f"(adding assets there is refused)")
+        return bs
+
+    def _recorded_store(self) -> str | None:
+        with self.reads() as s:
+            row = s.get(LibraryMeta, "store_url")
+            return row.value if row else None
+
+    def _claim_store(self) -> None:
+        """Before the first blob is written: record this store as the library's (first writer wins),
+        and refuse to write into any other, so no asset ever has its blobs in a store the
+        catalogue does not point to. Reading never records anything."""
+        if self._recorded_store() is None:
             try:
                 with self.sessions.begin() as s:
                     if s.get(LibraryMeta, "store_url") is None:
-                        s.add(LibraryMeta(key="store_url", value=bs.url))
+                        s.add(LibraryMeta(key="store_url", value=self.store.url))
             except IntegrityError:
-                pass  # another process recorded it first
-        return bs
+                pass  # another process recorded one first: checked below
+        recorded = self._recorded_store()
+        if recorded != self.store.url:
+            raise InputError(self.display_url, f"this library keeps its blobs in {recorded}, not "
+                                               f"{self.store.url}: pass that store, or none")
 
     @property
     def display_url(self) -> str:
@@ -247,6 +263,7 @@ class Library:
                 log.info(f"{folder.root}: already in the library as {existing.name} v{existing.version} "
                          f"({existing.id})")
                 return existing
+        self._claim_store()
         with self.store.lock():
             blobs = {f.path: self.store.put(f.local) for f in folder.files}
             faults.point("blobs_stored")

@@ -179,12 +179,18 @@ def test_verify_reports_corrupt_and_missing_blobs_and_gc_clears_leftovers(librar
     assert not library.store.exists(digest) and library.store.exists(a.file("obj").hash)
 
 
-def test_store_is_recorded_in_the_catalogue(catalog_url, store_dir, make_asset):
+def test_store_is_recorded_with_the_first_asset(catalog_url, store_dir, make_asset, tmp_path):
+    with Library(catalog_url, store=tmp_path / "elsewhere") as lib:  # reading records nothing
+        assert lib.find() == []
     with Library(catalog_url, store=store_dir) as lib:
         a = lib.add(make_asset("jar", seed=19))
     with Library(catalog_url) as lib:  # no store given: the recorded one
         assert Path(lib.store.url) == store_dir.resolve()
         assert lib.get(a.id).name == "jar" and lib.verify().ok
+    with Library(catalog_url, store=tmp_path / "elsewhere") as lib:
+        with pytest.raises(InputError, match="keeps its blobs in"):
+            lib.add(make_asset("lid", seed=24))
+        assert len(lib) == 1 and list(lib.store.hashes()) == []  # nothing written there
 
 
 def test_sqlite_default_store_is_beside_the_database(tmp_path, make_asset):
