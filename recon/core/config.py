@@ -80,7 +80,8 @@ class RenderConfig(_Section):
     occ_threshold: float = Field(0.01, ge=0, description="Occupancy: a cell is kept when its EMA density*step alpha exceeds this.")
     occ_ema: float = Field(0.95, gt=0, lt=1, description="Occupancy: EMA decay of the cell values.")
     occ_update_every: int = Field(16, ge=1, description="Occupancy: update the grid every N iterations.")
-    occ_warmup: int = Field(256, ge=0, description="Occupancy: iterations during which every cell is refreshed.")
+    occ_warmup: int = Field(
+        256, ge=0, description="Occupancy: iterations (at most 10% of the training) before cells are pruned.")
     visual_hull: bool = Field(True, description="Initialise the occupancy grid from the masks' visual hull when masks exist.")
     background: Literal["auto", "white", "black", "random"] = Field(
         "auto", description="Training background behind the subject (auto: random for masked synthetic data).")

@@ -162,7 +162,7 @@ class Trainer:
         if self.iteration % r.occ_update_every == 0:
             n_cells = max(int(model.grid.hull.sum()) // 8, 1)
             model.grid.update(model.cell_opacity, n_cells, generator=self.gen,
-                              prune=self.iteration >= r.occ_warmup)
+                              prune=self.iteration >= r.occ_warmup or p >= 0.1)
 
         batch = self.pixels.sample(cfg.fit.batch_rays, self.gen)
         bg = self._background(cfg.fit.batch_rays)
