@@ -42,8 +42,10 @@ def test_density_fit_psnr_rises_and_writes_outputs(cap, tmp_path):
 def test_resume_continues_iteration_count(cap, tmp_path):
     base = TINY + ["field.kind=density", "fit.batch_rays=256"]
     fit(cap, out=tmp_path, config=load_config("object-fast", overrides=base + ["fit.iterations=20"]))
-    res = fit(cap, out=tmp_path, config=load_config("object-fast", overrides=base + ["fit.iterations=30"]),
-              resume=True)
+    from recon import fit as recon_fit  # the documented entry point: the package is callable
+
+    res = recon_fit(cap, out=tmp_path, config=load_config("object-fast", overrides=base + ["fit.iterations=30"]),
+                    resume=True)
     assert res.eval["iterations"] == 30
     assert res.eval["resumed_from"].endswith("step_0000020.pt")
     log = [json.loads(line) for line in (tmp_path / "fit" / "log.jsonl").read_text().splitlines()]
