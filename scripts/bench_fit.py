@@ -68,7 +68,12 @@ def mesh_metrics(out: Path, cap_dir: Path, resolution: int = 256) -> dict:
     res = {"bbox_diagonal": diag, "mesh_faces": int(len(mesh.faces)), "mesh_components": len(parts)}
     # raw marching cubes, and its largest connected piece (floater removal is the baker's job)
     largest = max(parts, key=lambda m: len(m.faces)) if len(parts) > 1 else mesh
-    for key, m in (("", mesh), ("_largest", largest)):
+    # and the baker's extraction (closed level set, small pieces dropped, holes filled)
+    from recon.bake.extract import extract_surface
+    from recon.bake.field_protocol import as_surface_field
+
+    baked = extract_surface(as_surface_field(model.field), model.field.normalization.cpu().numpy(), resolution)
+    for key, m in (("", mesh), ("_largest", largest), ("_baked", baked)):
         r = mesh_chamfer_fscore(m, gt, threshold=0.01 * diag, n_points=200_000)
         res[f"chamfer{key}"] = r["chamfer"] / diag
         res[f"fscore{key}"] = r["fscore"]
