@@ -191,6 +191,7 @@ void check_composite(const Tensor& alphas, const Tensor& values, const Tensor& p
     TORCH_CHECK(packed.dim() == 2 && packed.size(1) == 2, "packed must be (R, 2)");
 }
 
+// Returns (out, opacity, weights, trans); trans (S,) is what the backward needs.
 std::vector<Tensor> composite_fwd(Tensor alphas, Tensor values, Tensor packed) {
     check_composite(alphas, values, packed);
     alphas = alphas.contiguous();
@@ -199,31 +200,35 @@ std::vector<Tensor> composite_fwd(Tensor alphas, Tensor values, Tensor packed) {
     const int64_t R = packed.size(0), C = values.size(1);
     auto out = at::empty({R, C}, values.options());
     auto opacity = at::empty({R}, alphas.options());
-    auto weights = at::zeros_like(alphas);
-    if (R == 0) return {out, opacity, weights};
+    auto weights = at::zeros_like(alphas);  // zeros: samples no ray covers
+    auto trans = at::zeros_like(alphas);
+    if (R == 0) return {out, opacity, weights, trans};
     RECON_DEVICE_GUARD(alphas);
     if (on_cuda(alphas)) {
 #ifdef RECON_WITH_CUDA
         recon::composite_fwd_cuda(alphas.data_ptr<float>(), values.data_ptr<float>(), packed.data_ptr<int64_t>(),
                                   R, C, out.data_ptr<float>(), opacity.data_ptr<float>(),
-                                  weights.data_ptr<float>(), stream_of(alphas));
+                                  weights.data_ptr<float>(), trans.data_ptr<float>(), stream_of(alphas));
 #endif
     } else {
         recon::composite_fwd_cpu(alphas.data_ptr<float>(), values.data_ptr<float>(), packed.data_ptr<int64_t>(),
                                  R, C, out.data_ptr<float>(), opacity.data_ptr<float>(),
-                                 weights.data_ptr<float>(), n_threads());
+                                 weights.data_ptr<float>(), trans.data_ptr<float>(), n_threads());
     }
-    return {out, opacity, weights};
+    return {out, opacity, weights, trans};
 }
 
 // Returns (grad_alphas, grad_values); grad_values is undefined (None) unless need_values.
-std::vector<Tensor> composite_bwd(Tensor alphas, Tensor values, Tensor packed, std::optional<Tensor> g_out,
-                                  std::optional<Tensor> g_opacity, std::optional<Tensor> g_weights,
-                                  bool need_values) {
+std::vector<Tensor> composite_bwd(Tensor alphas, Tensor values, Tensor packed, Tensor trans,
+                                  std::optional<Tensor> g_out, std::optional<Tensor> g_opacity,
+                                  std::optional<Tensor> g_weights, bool need_values) {
     check_composite(alphas, values, packed);
+    check(trans, "trans", at::kFloat, alphas);
+    TORCH_CHECK(trans.sizes() == alphas.sizes(), "trans must be (S,)");
     alphas = alphas.contiguous();
     values = values.contiguous();
     packed = packed.contiguous();
+    trans = trans.contiguous();
     const int64_t R = packed.size(0), C = values.size(1);
     auto grad_or_null = [&](std::optional<Tensor>& g, at::IntArrayRef shape, const char* name) -> const float* {
         if (!g.has_value() || !g->defined()) return nullptr;
@@ -245,12 +250,12 @@ std::vector<Tensor> composite_bwd(Tensor alphas, Tensor values, Tensor packed, s
     RECON_DEVICE_GUARD(alphas);
     if (on_cuda(alphas)) {
 #ifdef RECON_WITH_CUDA
-        recon::composite_bwd_cuda(alphas.data_ptr<float>(), values.data_ptr<float>(), packed.data_ptr<int64_t>(),
-                                  R, C, gr, stream_of(alphas));
+        recon::composite_bwd_cuda(alphas.data_ptr<float>(), values.data_ptr<float>(), trans.data_ptr<float>(),
+                                  packed.data_ptr<int64_t>(), R, C, gr, stream_of(alphas));
 #endif
     } else {
-        recon::composite_bwd_cpu(alphas.data_ptr<float>(), values.data_ptr<float>(), packed.data_ptr<int64_t>(),
-                                 R, C, gr, n_threads());
+        recon::composite_bwd_cpu(alphas.data_ptr<float>(), values.data_ptr<float>(), trans.data_ptr<float>(),
+                                 packed.data_ptr<int64_t>(), R, C, gr, n_threads());
     }
     return {g_alphas, g_values};
 }
@@ -268,7 +273,7 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
     m.def("hash_grid_bwd", &hash_grid_bwd,
           "gradient of the encoding wrt the table: (x, grad_out, resolutions, offsets, n_rows, n_features)");
     m.def("march_rays", &march_rays, "occupancy-grid ray marching -> (packed, t_starts, t_ends)");
-    m.def("composite_fwd", &composite_fwd, "(alphas, values, packed) -> (out, opacity, weights)");
+    m.def("composite_fwd", &composite_fwd, "(alphas, values, packed) -> (out, opacity, weights, trans)");
     m.def("composite_bwd", &composite_bwd,
-          "(alphas, values, packed, g_out, g_opacity, g_weights, need_values) -> (g_alphas, g_values)");
+          "(alphas, values, packed, trans, g_out, g_opacity, g_weights, need_values) -> (g_alphas, g_values)");
 }

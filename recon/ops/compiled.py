@@ -42,9 +42,10 @@ class _Composite(torch.autograd.Function):
     @staticmethod
     def forward(ctx, alphas: Tensor, values: Tensor, packed: Tensor, ext: ModuleType):
         ctx.set_materialize_grads(False)  # unused outputs reach the kernel as None, not zeros
-        ctx.save_for_backward(alphas, values, packed)
+        out, opacity, weights, trans = ext.composite_fwd(alphas, values, packed)
+        ctx.save_for_backward(alphas, values, packed, trans)  # trans: the transmittance per sample
         ctx.ext = ext
-        return tuple(ext.composite_fwd(alphas, values, packed))
+        return out, opacity, weights
 
     @staticmethod
     @once_differentiable
@@ -52,8 +53,9 @@ class _Composite(torch.autograd.Function):
         need_a, need_v = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
         if not (need_a or need_v):
             return None, None, None, None
-        alphas, values, packed = ctx.saved_tensors
-        g_alphas, g_values = ctx.ext.composite_bwd(alphas, values, packed, g_out, g_opacity, g_weights, need_v)
+        alphas, values, packed, trans = ctx.saved_tensors
+        g_alphas, g_values = ctx.ext.composite_bwd(alphas, values, packed, trans, g_out, g_opacity, g_weights,
+                                                   need_v)
         return (g_alphas if need_a else None), g_values, None, None
 
 
