@@ -98,7 +98,8 @@ def ray_cluster():
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
         log.close()
-        shutil.rmtree(tmp, ignore_errors=True)
+        if os.environ.get("RECON_TEST_KEEP_RAY_LOGS") != "1":  # =1 keeps Ray's logs for debugging
+            shutil.rmtree(tmp, ignore_errors=True)
         for k, v in saved.items():
             if v is None:
                 os.environ.pop(k, None)

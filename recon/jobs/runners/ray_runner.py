@@ -10,6 +10,7 @@ installed and the library (database and blob store) reachable under the same URL
 from __future__ import annotations
 
 import logging
+import time
 from typing import Hashable
 
 from ...core.errors import optional_import
@@ -38,12 +39,21 @@ class RayRunner(Runner):
             init_kw = dict(log_to_driver=False, logging_level=logging.WARNING)
             if address is None:
                 init_kw["include_dashboard"] = False
-            try:
-                ray.init(address=address, **init_kw)
-            except (ConnectionError, RuntimeError, ValueError) as exc:
-                from ...core.errors import InputError
+            # A Ray Client session starts a server process for this driver on the cluster, which
+            # can fail transiently on a loaded head ("Starting Ray client server failed"): try again.
+            tries = 3 if str(address or "").startswith("ray://") else 1
+            for attempt in range(tries):
+                try:
+                    ray.init(address=address, **init_kw)
+                    break
+                except (ConnectionError, RuntimeError, ValueError) as exc:
+                    if attempt == tries - 1:
+                        from ...core.errors import InputError
 
-                raise InputError(None, f"cannot connect to the Ray cluster at {address or 'default'}: {exc}") from None
+                        first = (str(exc).strip().splitlines() or [""])[0]
+                        raise InputError(None, f"cannot connect to the Ray cluster at {address or 'default'}: "
+                                               f"{first}") from None
+                    time.sleep(2.0 * (attempt + 1))
         resources = ray.cluster_resources()
         if gpus_per_job is None:
             gpus_per_job = 1.0 if resources.get("GPU", 0) >= 1 else 0.0
