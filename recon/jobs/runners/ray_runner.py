@@ -47,7 +47,7 @@ class RayRunner(Runner):
                     ray.init(address=address, **init_kw)
                     break
                 except (ConnectionError, RuntimeError, ValueError) as exc:
-                    if attempt == tries - 1:
+                    if attempt == tries - 1 or "client server failed" not in str(exc):
                         from ...core.errors import InputError
 
                         first = (str(exc).strip().splitlines() or [""])[0]
