@@ -58,6 +58,7 @@ def ingest(manifest: str | Path, library: str | Path | None = None, store: str |
     keys = [s.key for s in specs]
     max_attempts = 1 + max(0, int(retries))
     with Library(library, store=store) as lib:
+        lib.claim_store()  # workers add into this store: fail now, not in every job, if it is wrong
         jobs = JobStore(lib)
         jobs.register(specs, str(Path(manifest).resolve()))
         for key in jobs.recover_stale(keys, stale_after=stale_after):

@@ -178,7 +178,15 @@ class Library:
         upgrade(self.engine)
         self.sessions = session_factory(self.engine)  # transactions that write
         self.reads = session_factory(self.engine, read_only=True)
-        self.store = self._open_store(store)
+        self._store_arg, self._store = store, None
+
+    @property
+    def store(self) -> BlobStore:
+        """The blob store, opened on first use: reading the catalogue (find, get, job state)
+        needs none, so a library whose store is not known yet can still be browsed."""
+        if self._store is None:
+            self._store = self._open_store(self._store_arg)
+        return self._store
 
     # -- set-up ---------------------------------------------------------------------------
 
@@ -201,7 +209,7 @@ class Library:
             row = s.get(LibraryMeta, "store_url")
             return row.value if row else None
 
-    def _claim_store(self) -> None:
+    def claim_store(self) -> None:
         """Before the first blob is written: record this store as the library's (first writer wins),
         and refuse to write into any other, so no asset ever has its blobs in a store the
         catalogue does not point to. Reading never records anything."""
@@ -231,7 +239,8 @@ class Library:
         self.close()
 
     def __repr__(self) -> str:
-        return f"Library({self.display_url!r}, store={self.store.url!r})"
+        store = self._store.url if self._store is not None else self._store_arg
+        return f"Library({self.display_url!r}, store={str(store) if store is not None else None!r})"
 
     # -- records --------------------------------------------------------------------------
 
@@ -263,7 +272,7 @@ class Library:
                 log.info(f"{folder.root}: already in the library as {existing.name} v{existing.version} "
                          f"({existing.id})")
                 return existing
-        self._claim_store()
+        self.claim_store()
         with self.store.lock():
             blobs = {f.path: self.store.put(f.local) for f in folder.files}
             faults.point("blobs_stored")

@@ -227,3 +227,13 @@ def test_unreachable_database_is_a_clear_error(tmp_path):
         Library(f"postgresql://nobody@127.0.0.1:{port}/nothing", store=tmp_path / "blobs")
     with pytest.raises(InputError, match="unsupported library backend"):
         Library("mysql://x@127.0.0.1/db", store=tmp_path / "blobs")
+
+
+def test_browsing_needs_no_store_adding_does(catalog_url, make_asset):
+    with Library(catalog_url) as lib:  # a new catalogue, no store given or recorded
+        assert lib.find() == [] and len(lib) == 0
+        if catalog_url.startswith("postgresql"):
+            with pytest.raises(InputError, match="no blob store yet"):
+                lib.add(make_asset("a", seed=25))
+        else:  # SQLite: the folder beside the database file
+            assert lib.add(make_asset("a", seed=25)).version == 1
