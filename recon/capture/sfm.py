@@ -20,6 +20,10 @@ reconstruction collapses (seen on the bundled cat clip, 2 of 3 seeds), while
 phone video comes out of the ISP already nearly undistorted. Photo sets refine
 it (COLMAP's default).
 
+Runs are repeatable: images enter COLMAP's database in a fixed order, RANSAC
+and the mapper are seeded, and the mapper runs on one thread (its threaded
+steps are not repeatable); extraction and matching use every core.
+
 Poses are converted at this border: COLMAP world-to-camera -> OpenCV
 camera-to-world (``conventions.colmap_to_c2w``).
 """
@@ -162,12 +166,16 @@ def solve_cameras(cap: Capture, cfg: SfMConfig | None = None) -> Capture:
             extraction.max_image_size = cfg.max_image_size
             extraction.num_threads = threads
             extraction.sift.max_num_features = cfg.max_features
-            pycolmap.extract_features(
-                db_path, image_dir, image_names=files, reader_options=reader, extraction_options=extraction,
-                camera_mode=pycolmap.CameraMode.SINGLE if shared else pycolmap.CameraMode.PER_IMAGE)
+            mode = pycolmap.CameraMode.SINGLE if shared else pycolmap.CameraMode.PER_IMAGE
+            # Images enter the database in order first: extraction threads would otherwise number them
+            # in completion order, and the image ids steer matching and RANSAC (same input, other cameras).
+            pycolmap.Database.open(str(db_path)).close()
+            pycolmap.import_images(db_path, image_dir, camera_mode=mode, image_names=files, options=reader)
             if priors:
                 k = _set_focal_priors(pycolmap, db_path, names, priors)
                 log.info(f"sfm: {k} camera(s) start from the EXIF focal length")
+            pycolmap.extract_features(db_path, image_dir, image_names=files, reader_options=reader,
+                                      extraction_options=extraction, camera_mode=mode)
             log.info(f"sfm: features done in {time.perf_counter() - t:.1f}s")
 
             t = time.perf_counter()
@@ -190,7 +198,10 @@ def solve_cameras(cap: Capture, cfg: SfMConfig | None = None) -> Capture:
 
             t = time.perf_counter()
             options = pycolmap.IncrementalPipelineOptions()
-            options.num_threads = threads
+            # One thread: the mapper's threaded steps make runs differ (the cat clip: 2 different models
+            # in 3 runs) while saving little (measured on 53 full-size car frames: 183-201 CPU-s with 2
+            # threads, 193 with 1; its bundle adjustments are mostly single-threaded anyway).
+            options.num_threads = 1
             options.random_seed = SEED
             options.ba_refine_extra_params = not is_video
             options.mapper.abs_pose_refine_extra_params = not is_video
