@@ -101,11 +101,11 @@ def _intrinsics(cam) -> tuple[float, float, float, float, np.ndarray]:
     p = np.asarray(cam.params, dtype=np.float64)
     model = cam.model.name
     dist = np.zeros(5)
-    if model == "SIMPLE_PINHOLE" or model == "SIMPLE_RADIAL" or model == "RADIAL":
+    if model in ("SIMPLE_PINHOLE", "SIMPLE_RADIAL", "RADIAL"):
         fx = fy = p[0]
         cx, cy = p[1], p[2]
         dist[: len(p) - 3] = p[3:]  # k1 (, k2)
-    elif model == "PINHOLE" or model == "OPENCV":
+    elif model in ("PINHOLE", "OPENCV"):
         fx, fy, cx, cy = p[:4]
         dist[: len(p) - 4] = p[4:]  # k1 k2 p1 p2
     else:  # pragma: no cover - recon only asks COLMAP for the models above

@@ -9,17 +9,16 @@ similarity.
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from recon.capture.image_folder_reader import read_image_folder
-from recon.capture.sfm import _intrinsics, _registration_floor, solve_cameras
+from recon.capture.sfm import _intrinsics, _registration_floor, _set_focal_priors, _shared_camera, solve_cameras
 from recon.cli import main
 from recon.core.config import CaptureConfig, SfMConfig
 from recon.core.imageio import write_image
-from recon.core.types import Cameras
+from recon.core.types import Cameras, Capture, FrameInfo
 from recon.eval.align import aligned_errors, umeyama
 
 N_VIEWS, SIZE, FOV = 20, 384, 40.0
@@ -102,6 +101,42 @@ def test_intrinsics_from_colmap_models():
     np.testing.assert_allclose(dist, [-0.05, 0, 0, 0, 0])
     c = pycolmap.Camera(model="RADIAL", width=100, height=80, params=[60, 50, 40, 0.1, 0.2])
     np.testing.assert_allclose(_intrinsics(c)[4], [0.1, 0.2, 0, 0, 0])
+
+
+def _unposed(sizes, kind="images", priors=None) -> Capture:
+    frames = [FrameInfo(name=f"im{i}", source=f"im{i}.png") for i in range(len(sizes))]
+    images = [np.zeros((h, w, 3), np.uint8) for w, h in sizes]
+    return Capture(images=images, cameras=None, frames=frames,
+                   meta={"source_kind": kind, "intrinsics_prior": priors or {}})
+
+
+def test_shared_camera_rules():
+    same = [(64, 48)] * 3
+    assert _shared_camera(_unposed(same), {})  # one size, nothing known: one camera
+    assert _shared_camera(_unposed(same), {"im0": 50.0, "im1": 50.2, "im2": 50.0})
+    assert not _shared_camera(_unposed(same), {"im0": 50.0, "im1": 80.0, "im2": 50.0})  # zoomed
+    assert not _shared_camera(_unposed(same), {"im0": 50.0})  # some known, some not
+    assert not _shared_camera(_unposed([(64, 48), (48, 64), (64, 48)]), {})
+    assert _shared_camera(_unposed(same, kind="video"), {"im0": 50.0})
+
+
+def test_focal_priors_reach_the_colmap_cameras(tmp_path):
+    import pycolmap
+
+    rng = np.random.default_rng(0)
+    files = [f"{i:06d}.png" for i in range(3)]
+    for f in files:
+        write_image(tmp_path / "img" / f, rng.integers(0, 255, (48, 64, 3), dtype=np.uint8))
+    db = tmp_path / "db.db"
+    pycolmap.Database.open(str(db)).close()
+    pycolmap.import_images(db, tmp_path / "img", camera_mode=pycolmap.CameraMode.PER_IMAGE, image_names=files)
+    assert _set_focal_priors(pycolmap, db, ["a", "b", "c"], {"a": 70.0, "c": 90.0}) == 2
+    d = pycolmap.Database.open(str(db))
+    cams = {im.name: d.read_camera(im.camera_id) for im in d.read_all_images()}
+    d.close()
+    assert cams[files[0]].has_prior_focal_length and cams[files[0]].focal_length == pytest.approx(70.0)
+    assert cams[files[2]].has_prior_focal_length and cams[files[2]].focal_length == pytest.approx(90.0)
+    assert not cams[files[1]].has_prior_focal_length
 
 
 def test_registration_floor():
