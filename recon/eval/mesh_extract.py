@@ -1,7 +1,8 @@
 """Minimal mesh extraction: marching cubes of an SDF (or density) evaluated on a regular grid.
 
 The field is evaluated in chunks (only inside occupied cells when an occupancy
-grid is given), and ``skimage.measure.marching_cubes`` extracts the level set.
+grid is given), pockets that no outside camera can see are filled, and
+``skimage.measure.marching_cubes`` extracts the level set.
 The mesh is in the field's (normalised) frame; ``to_original_units`` maps it
 back with the capture's normalisation. Cleanup (largest component, hole
 filling, decimation) belongs to the baker.
@@ -43,14 +44,37 @@ def evaluate_grid(fn: Callable[[Tensor], Tensor], bound: float, resolution: int,
     return out.reshape(resolution, resolution, resolution)
 
 
-def marching_cubes(values: np.ndarray, bound: float, level: float = 0.0):
+def fill_pockets(values: np.ndarray, level: float = 0.0) -> np.ndarray:
+    """Mark as inside every "outside" region (values > level) that does not reach the grid's border.
+
+    Such pockets cannot be seen from any camera outside the object: interior bubbles a
+    NeuS fit leaves where nothing constrains it, and the unevaluated (``fill``) interior
+    of an occupancy-limited grid. Returns a copy.
+    """
+    from scipy import ndimage
+
+    out = values.copy()
+    labels, n = ndimage.label(values > level)
+    if n == 0:
+        return out
+    border = np.unique(np.concatenate([labels[[0, -1]].ravel(), labels[:, [0, -1]].ravel(),
+                                       labels[:, :, [0, -1]].ravel()]))
+    pocket = (labels > 0) & ~np.isin(labels, border)
+    out[pocket] = level - np.abs(values[pocket] - level)
+    return out
+
+
+def marching_cubes(values: np.ndarray, bound: float, level: float = 0.0, fill_interior: bool = True):
     """Level set of ``values`` (R, R, R over [-bound, bound]^3) as a trimesh.Trimesh (empty if none).
 
     Faces are oriented so normals point towards increasing values (outside of an SDF).
+    ``fill_interior`` first fills pockets that cannot be seen from outside (``fill_pockets``).
     """
     import trimesh
 
     measure = optional_import("skimage.measure", "mesh extraction", "scikit-image")
+    if fill_interior:
+        values = fill_pockets(values, level)
     R = values.shape[0]
     if not (values.min() < level < values.max()):
         return trimesh.Trimesh(np.zeros((0, 3)), np.zeros((0, 3), dtype=np.int64), process=False)

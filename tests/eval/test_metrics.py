@@ -93,3 +93,20 @@ def test_extract_mesh_density_field_orientation():
 
     mesh = extract_mesh(Ball(), resolution=32)
     assert mesh.volume > 0 and abs(mesh.bounds).max() < 0.5
+
+
+def test_fill_interior_pockets():
+    # a sphere of radius 0.6 with an unseen bubble of radius 0.2 inside (positive sdf there)
+    sdf = lambda x: torch.maximum(x.norm(dim=-1) - 0.6, 0.2 - x.norm(dim=-1))  # noqa: E731
+    vals = evaluate_grid(sdf, 1.0, 48)
+    assert len(marching_cubes(vals, 1.0, fill_interior=False).split(only_watertight=False)) == 2
+    filled = marching_cubes(vals, 1.0)
+    assert len(filled.split(only_watertight=False)) == 1
+    assert filled.volume == pytest.approx(4 / 3 * np.pi * 0.6 ** 3, rel=0.03)
+    # an occupancy grid around the surface only: the unevaluated interior (fill > 0) is a pocket too
+    G = 16
+    c = (torch.arange(G) + 0.5) / G * 2 - 1
+    r = torch.stack(torch.meshgrid(c, c, c, indexing="ij"), -1).norm(dim=-1)
+    shell = (r - 0.6).abs() < 0.2
+    vals = evaluate_grid(lambda x: x.norm(dim=-1) - 0.6, 1.0, 48, occupancy=shell)
+    assert len(marching_cubes(vals, 1.0).split(only_watertight=False)) == 1
