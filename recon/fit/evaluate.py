@@ -62,7 +62,8 @@ def evaluate(model: ObjectModel, cap: Capture, indices: np.ndarray, mask_mode: s
         if save_dir is not None and k < n_save:
             from ..core.imageio import write_image
 
-            write_image(Path(save_dir) / f"{cap.frames[i].name}.png", np.concatenate([pred, gt], axis=1))
+            shown = gt * (mask > 127)[..., None] if mask_mode == "weight" and mask is not None else gt
+            write_image(Path(save_dir) / f"{cap.frames[i].name}.png", np.concatenate([pred, shown], axis=1))
     model.train(was_training)
     out = {"n_views": len(per_view),
            "psnr": float(np.mean([r["psnr"] for r in per_view])) if per_view else float("nan"),

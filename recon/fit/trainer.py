@@ -183,7 +183,10 @@ class Trainer:
         self.scaler.update()
         self.iteration += 1
         with torch.no_grad():
-            mse = float(((out.rgb.detach() - target) ** 2).mean())
+            se = (out.rgb.detach() - target) ** 2
+            if self.mask_mode == "weight" and batch.alpha is not None:  # photos: the subject's pixels only
+                se = se[batch.alpha > 0.5]
+            mse = float(se.mean()) if se.numel() else 0.0
         stats = {"loss": float(loss.detach()), "psnr": -10 * math.log10(max(mse, 1e-10)),
                  "samples_per_ray": out.n_samples / cfg.fit.batch_rays}
         stats.update({k: float(v.detach()) for k, v in terms.items()})
