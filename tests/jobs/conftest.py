@@ -1,8 +1,7 @@
-"""Fixtures of tests/catalog_support.py (``catalog_url`` on SQLite and PostgreSQL, ``library``,
-``store_dir``, ``make_asset``) and a real Ray cluster for the module (``ray_cluster``)."""
+"""A real Ray cluster for the module (``ray_cluster``); the catalogue fixtures come from
+tests/catalog_support.py through tests/conftest.py."""
 from __future__ import annotations
 
-import importlib.util
 import os
 import shutil
 import signal
@@ -15,23 +14,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 import pytest
-
-
-def _support():
-    name = "recon_tests_catalog_support"
-    if name not in sys.modules:  # one module (one PostgreSQL server) for every conftest loading it
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).parents[1] / "catalog_support.py")
-        mod = importlib.util.module_from_spec(spec)
-        sys.modules[name] = mod
-        spec.loader.exec_module(mod)
-    return sys.modules[name]
-
-
-support = _support()
-catalog_url = support.catalog_url
-store_dir = support.store_dir
-library = support.library
-make_asset = support.make_asset
+import recon_tests_catalog_support as support  # loaded by tests/conftest.py
 
 
 # -- a real Ray cluster for the module (ray start --head on loopback) ---------------------------
