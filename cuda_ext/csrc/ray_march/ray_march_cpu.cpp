@@ -39,7 +39,7 @@ int64_t march_ray(const float* o, const float* d, float near, float far, float o
 void march_rays_cpu(const float* origins, const float* dirs, const float* near, const float* far,
                     const float* offsets, int64_t n_rays, const bool* occ, const MarchParams& p,
                     int64_t* counts, const std::function<float*(int64_t)>& alloc, int n_threads) {
-    const int64_t block = 64;
+    const int64_t block = 16;  // rays per task: small, so that threads share uneven rays well
     const int64_t n_blocks = (n_rays + block - 1) / block;
     std::vector<std::vector<float>> kept(n_blocks);
 #pragma omp parallel for num_threads(n_threads) schedule(dynamic, 1)
