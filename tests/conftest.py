@@ -1,10 +1,8 @@
 """Shared fixtures: paths to the real data in ../shared/data and the CUDA marker's skip."""
 from __future__ import annotations
 
-from pathlib import Path
-
-import importlib.util
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -12,19 +10,11 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = (ROOT.parent / "shared" / "data").resolve()
 
 
-def _load_catalog_support():
-    """Load tests/catalog_support.py once as ``recon_tests_catalog_support`` (one PostgreSQL server
-    for every test that asks for it); its fixtures are registered below as a plugin."""
-    name = "recon_tests_catalog_support"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).parent / "catalog_support.py")
-        mod = importlib.util.module_from_spec(spec)
-        sys.modules[name] = mod
-        spec.loader.exec_module(mod)
-
-
-_load_catalog_support()
-pytest_plugins = ["recon_tests_catalog_support"]
+# tests/catalog_support.py: catalogue fixtures (SQLite and PostgreSQL) shared by tests/library and
+# tests/jobs, importable as ``catalog_support`` and registered once as a plugin.
+sys.path.insert(0, str(Path(__file__).parent))
+pytest.register_assert_rewrite("catalog_support")
+pytest_plugins = ["catalog_support"]
 
 
 @pytest.fixture(scope="session")

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 import pytest
-import recon_tests_catalog_support as support  # loaded by tests/conftest.py
+import catalog_support as support
 
 
 # -- a real Ray cluster for the module (ray start --head on loopback) ---------------------------

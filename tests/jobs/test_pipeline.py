@@ -14,7 +14,7 @@ from recon.core.config import config_hash, load_config
 from recon.core.errors import InputError
 from recon.jobs.manifest import JobSpec
 from recon.jobs.pipeline import resolve_pipeline, run_pipeline
-from recon_tests_catalog_support import make_asset_folder  # registered by conftest.py
+from catalog_support import make_asset_folder
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ import time
 from sqlalchemy import text
 
 from recon.library import Library
-from recon_tests_catalog_support import fork_child, wait_child  # registered by conftest.py
+from catalog_support import fork_child, wait_child
 
 N_PROC = 4
 

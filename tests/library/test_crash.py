@@ -19,7 +19,7 @@ import time
 import pytest
 
 from recon.library import Library
-from recon_tests_catalog_support import fork_child, wait_child  # registered by conftest.py
+from catalog_support import fork_child, wait_child
 
 RANDOM_TRIALS = 20
 EXTRA_BYTES = 1 << 20  # a 1 MiB texture per asset, so the blob writes take a while
