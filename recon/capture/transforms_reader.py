@@ -190,7 +190,6 @@ def _splits_from_filenames(data: dict, entries: list[_FrameEntry], json_path: Pa
         return None
     base = json_path.parent
     test = {resolve_image_path(base, str(f)) for f in data.get(test_key, []) or []}
-    train = {resolve_image_path(base, str(f)) for f in data.get("train_filenames", []) or []}
     return ["test" if e.image in test else "train" for e in entries]
 
 

@@ -1,7 +1,7 @@
 """Minimal mesh extraction: marching cubes of an SDF (or density) evaluated on a regular grid.
 
-The field is evaluated in chunks (only inside occupied cells when an occupancy
-grid is given), pockets that no outside camera can see are filled, and
+The field is sampled by ``recon.eval.grid_sampling`` (only near occupied cells when an
+occupancy grid is given), pockets that no outside camera can see are filled, and
 ``skimage.measure.marching_cubes`` extracts the level set.
 The mesh is in the field's (normalised) frame; ``to_original_units`` maps it
 back with the capture's normalisation. Cleanup (largest component, hole
@@ -9,39 +9,10 @@ filling, decimation) belongs to the baker.
 """
 from __future__ import annotations
 
-from typing import Callable
-
 import numpy as np
-import torch
 from torch import Tensor
 
 from ..core.errors import optional_import
-
-
-@torch.no_grad()
-def evaluate_grid(fn: Callable[[Tensor], Tensor], bound: float, resolution: int,
-                  occupancy: Tensor | None = None, fill: float = 1.0, chunk: int = 1 << 17) -> np.ndarray:
-    """fn (N, 3) -> (N,) on the vertices of a resolution^3 lattice over [-bound, bound]^3 (indexed [x, y, z]).
-
-    With ``occupancy`` (G, G, G bool over the same cube), vertices in empty cells get ``fill``.
-    """
-    lin = torch.linspace(-bound, bound, resolution)
-    out = np.full(resolution ** 3, fill, dtype=np.float32)
-    idx = torch.arange(resolution ** 3)
-    if occupancy is not None:
-        G = occupancy.shape[0]
-        ijk = torch.stack([idx // resolution ** 2, (idx // resolution) % resolution, idx % resolution], -1)
-        pts = lin[ijk]
-        # a vertex counts as occupied when any cell touching it is (dilate by one cell)
-        occ = occupancy.cpu()
-        occ = torch.nn.functional.max_pool3d(occ[None, None].float(), 3, 1, 1)[0, 0].bool()
-        cell = ((pts + bound) / (2 * bound) * G).floor().long().clamp(0, G - 1)
-        idx = idx[occ[cell[:, 0], cell[:, 1], cell[:, 2]]]
-    for s in range(0, idx.numel(), chunk):
-        i = idx[s:s + chunk]
-        pts = torch.stack([lin[i // resolution ** 2], lin[(i // resolution) % resolution], lin[i % resolution]], -1)
-        out[i.numpy()] = fn(pts).float().cpu().numpy()
-    return out.reshape(resolution, resolution, resolution)
 
 
 def fill_pockets(values: np.ndarray, level: float = 0.0) -> np.ndarray:
@@ -85,15 +56,22 @@ def marching_cubes(values: np.ndarray, bound: float, level: float = 0.0, fill_in
 
 def extract_mesh(field, resolution: int = 256, occupancy: Tensor | None = None, level: float | None = None,
                  chunk: int = 1 << 17):
-    """Mesh of a fitted field in its normalised frame: SDF zero level, or density at ``level`` (default 10)."""
+    """Mesh of a fitted field in its normalised frame: SDF zero level, or density at ``level`` (default 10).
+
+    occupancy: the fit's occupancy grid (G, G, G bool over the field's bound): only samples
+    near occupied cells are evaluated (``recon.eval.grid_sampling``).
+    """
+    from .grid_sampling import sample_grid
+
     bound = field.bound
     if field.kind == "sdf":
-        vals = evaluate_grid(field.sdf, bound, resolution, occupancy, fill=1.0, chunk=chunk)
-        return marching_cubes(vals, bound, 0.0 if level is None else level)
-    thr = 10.0 if level is None else level
-    # negate density so the inside is negative, like an SDF
-    vals = evaluate_grid(lambda x: -field.density(x), bound, resolution, occupancy, fill=0.0, chunk=chunk)
-    return marching_cubes(vals, bound, -thr)
+        fn, lvl = field.sdf, (0.0 if level is None else level)
+    else:  # inside where density > threshold, negative like an SDF
+        thr = 10.0 if level is None else level
+        fn, lvl = (lambda x: thr - field.density(x)), 0.0
+    vals = sample_grid(fn, resolution, bound, chunk, level=lvl, narrow_band=field.kind == "sdf",
+                       occupancy=occupancy, occupancy_bound=bound)
+    return marching_cubes(vals, bound, lvl)
 
 
 def to_original_units(mesh, normalization: np.ndarray):

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from ..core.config import FieldConfig
 from .appearance import AppearanceCodes

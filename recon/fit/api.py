@@ -65,7 +65,6 @@ def _fit_dir(out: str | Path) -> Path:
 
 def load_model(out: str | Path, device: str = "cpu"):
     """The ObjectModel (field + occupancy grid) of the latest checkpoint in ``out`` (job or fit folder)."""
-    import torch
 
     from ..core.config import Config
     from ..models.object_model import ObjectModel

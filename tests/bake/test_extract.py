@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from recon.bake.analytic_field import AnalyticField
-from recon.bake.extract import (closed_level_set, extract_surface, keep_components, sample_sdf_grid,
-                                 sample_sdf_grid_narrow, transform_points)
+from recon.bake.extract import closed_level_set, extract_surface, keep_components, transform_points
+from recon.eval.grid_sampling import sample_grid
 from recon.bake.field_protocol import DensityLevelSet, as_surface_field
 from recon.core.errors import ReconError
 from recon.eval.metrics import chamfer_fscore, sample_surface
@@ -44,8 +44,8 @@ def test_extracted_torus_is_watertight_and_on_the_analytic_surface_in_original_u
 
 def test_chunking_does_not_change_the_grid():
     field = AnalyticField("sphere", (0.6,))
-    a = sample_sdf_grid(field, 24, chunk_points=24 * 24 * 24)  # one slab
-    b = sample_sdf_grid(field, 24, chunk_points=1000)  # slabs of one z plane, split further
+    a = sample_grid(field.sdf, 24, chunk_points=24 * 24 * 24)  # one slab
+    b = sample_grid(field.sdf, 24, chunk_points=1000)  # slabs of one z plane, split further
     assert np.array_equal(a, b)
     x = np.linspace(-1, 1, 24)
     i, j, k = 3, 17, 9  # indexing is [x, y, z]
@@ -116,11 +116,44 @@ def test_narrow_band_gives_the_dense_result_with_fewer_queries(shape, size):
             calls.append(len(x))
             return field.sdf(x)
 
-    dense = sample_sdf_grid(Counting(), 128)
+    dense = sample_grid(Counting().sdf, 128)
     n_dense, calls[:] = sum(calls), []
-    narrow, frac = sample_sdf_grid_narrow(Counting(), 128)
-    assert sum(calls) < 0.75 * n_dense and frac < 0.6
+    narrow = sample_grid(Counting().sdf, 128, narrow_band=True)
+    assert sum(calls) < 0.75 * n_dense
     assert np.array_equal(np.sign(narrow), np.sign(dense))
     # marching cubes only reads cells with a sign change, where both grids are exact
     a, b = closed_level_set(dense, 1.0), closed_level_set(narrow, 1.0)
     assert np.array_equal(a.faces, b.faces) and np.array_equal(a.vertices, b.vertices)
+
+
+class _BallWithFloater:
+    """A ball of radius 0.5 plus a small floater at x=0.8 (an SDF, negative inside)."""
+
+    def sdf(self, x):
+        return torch.minimum(x.norm(dim=-1) - 0.5, (x - torch.tensor([0.8, 0.0, 0.0])).norm(dim=-1) - 0.08)
+
+    def albedo(self, x):
+        return torch.full_like(x, 0.5)
+
+
+def _ball_occupancy(G=32, radius=0.6):
+    c = (torch.arange(G) + 0.5) / G * 2 - 1
+    return torch.stack(torch.meshgrid(c, c, c, indexing="ij"), -1).norm(dim=-1) < radius
+
+
+@pytest.mark.parametrize("narrow_band", [True, False])
+def test_occupancy_grid_removes_floaters_the_fit_never_rendered(narrow_band):
+    field = _BallWithFloater()
+    free = extract_surface(field, resolution=64, min_component_fraction=1e-4, narrow_band=narrow_band)
+    assert len(free.split(only_watertight=False)) == 2  # the floater survives a loose component filter
+    occ = _ball_occupancy()
+    mesh = extract_surface(field, resolution=64, min_component_fraction=1e-4, narrow_band=narrow_band, occupancy=occ)
+    assert len(mesh.split(only_watertight=False)) == 1 and mesh.is_watertight
+    assert mesh.volume == pytest.approx(4 / 3 * np.pi * 0.5 ** 3, rel=0.03)
+
+
+def test_narrow_band_with_occupancy_matches_dense_with_occupancy():
+    field, occ = _BallWithFloater(), _ball_occupancy()
+    dense = sample_grid(field.sdf, 64, occupancy=occ)
+    narrow = sample_grid(field.sdf, 64, occupancy=occ, narrow_band=True)
+    assert np.array_equal(np.sign(dense), np.sign(narrow))

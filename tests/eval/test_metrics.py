@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 import torch
 
-from recon.eval.mesh_extract import evaluate_grid, extract_mesh, marching_cubes, to_original_units
+from recon.eval.grid_sampling import sample_grid
+from recon.eval.mesh_extract import extract_mesh, marching_cubes, to_original_units
 from recon.eval.metrics import chamfer_fscore, mask_iou, mesh_chamfer_fscore, psnr, ssim
 
 
@@ -66,7 +67,7 @@ def test_chamfer_fscore_known_shift():
 def test_marching_cubes_sphere_and_units():
     import trimesh
 
-    vals = evaluate_grid(lambda x: x.norm(dim=-1) - 0.5, 1.0, 48)
+    vals = sample_grid(lambda x: x.norm(dim=-1) - 0.5, 48)
     mesh = marching_cubes(vals, 1.0)
     assert mesh.volume == pytest.approx(4 / 3 * np.pi * 0.125, rel=0.03)  # positive: outward normals
     gt = trimesh.creation.icosphere(4, radius=0.5)
@@ -80,7 +81,7 @@ def test_marching_cubes_sphere_and_units():
     # an occupancy grid limits evaluation but not the surface inside it
     occ = torch.zeros(16, 16, 16, dtype=torch.bool)
     occ[3:13, 3:13, 3:13] = True
-    vals2 = evaluate_grid(lambda x: x.norm(dim=-1) - 0.5, 1.0, 48, occupancy=occ)
+    vals2 = sample_grid(lambda x: x.norm(dim=-1) - 0.5, 48, occupancy=occ)
     assert marching_cubes(vals2, 1.0).volume == pytest.approx(mesh.volume, rel=1e-4)
 
 
@@ -98,7 +99,7 @@ def test_extract_mesh_density_field_orientation():
 def test_fill_interior_pockets():
     # a sphere of radius 0.6 with an unseen bubble of radius 0.2 inside (positive sdf there)
     sdf = lambda x: torch.maximum(x.norm(dim=-1) - 0.6, 0.2 - x.norm(dim=-1))  # noqa: E731
-    vals = evaluate_grid(sdf, 1.0, 48)
+    vals = sample_grid(sdf, 48)
     assert len(marching_cubes(vals, 1.0, fill_interior=False).split(only_watertight=False)) == 2
     filled = marching_cubes(vals, 1.0)
     assert len(filled.split(only_watertight=False)) == 1
@@ -108,5 +109,5 @@ def test_fill_interior_pockets():
     c = (torch.arange(G) + 0.5) / G * 2 - 1
     r = torch.stack(torch.meshgrid(c, c, c, indexing="ij"), -1).norm(dim=-1)
     shell = (r - 0.6).abs() < 0.2
-    vals = evaluate_grid(lambda x: x.norm(dim=-1) - 0.6, 1.0, 48, occupancy=shell)
+    vals = sample_grid(lambda x: x.norm(dim=-1) - 0.6, 48, occupancy=shell)
     assert len(marching_cubes(vals, 1.0).split(only_watertight=False)) == 1
