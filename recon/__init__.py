@@ -1,7 +1,8 @@
 """recon: neural 3D reconstruction and asset capture.
 
     from recon import load_capture, fit
-    cap = load_capture("cat.mp4")
+    cap = load_capture("cat.mp4")                  # frames, cameras, masks, normalised
+    result = fit("cat.mp4", out="out/cat")         # capture -> fit -> bake: out/cat/asset/cat.glb
 
 Importing recon compiles nothing and imports torch lazily.
 """
@@ -27,7 +28,7 @@ def __getattr__(name: str):
 
         return load_capture
     if name == "fit":
-        from .fit.api import fit
+        from .pipeline import fit
 
         return fit
     raise AttributeError(f"module 'recon' has no attribute '{name}'")

@@ -254,36 +254,58 @@ def _cmd_export(args) -> int:
 
 
 def _add_fit_parser(sub) -> None:
+    from .core.types import SUBJECT_KINDS
+
     p = sub.add_parser(
-        "fit", help="fit a neural field (hash-grid NeRF or NeuS SDF) to a capture",
-        description="Fit a neural field to DATA (any source 'recon capture' reads, or a capture folder) and "
-                    "write OUT/fit/{checkpoints/, config.yaml, log.jsonl, eval.json, renders/}. eval.json holds "
-                    "PSNR/SSIM (and mask IoU) on the held-out views, iterations, train time and rays per second.")
-    p.add_argument("--data", required=True, metavar="DIR", help="capture folder or any source recon reads")
-    p.add_argument("--out", metavar="OUT", help="job folder (default: out/<name of DATA>)")
-    p.add_argument("--minutes", type=float, help="wall-time budget in minutes (config fit.minutes)")
+        "fit", help="capture -> fit -> bake: a video or capture in, a textured .glb asset out",
+        description="Read the source (--video, or --data: an image folder, transforms.json, COLMAP, IDR/DTU or "
+                    "recon capture folder), solve and normalise the cameras into OUT/capture/, fit a neural field "
+                    "(hash-grid NeRF or NeuS SDF, per the preset) into OUT/fit/ (checkpoints, log.jsonl, eval.json "
+                    "with held-out PSNR/SSIM), and bake it into OUT/asset/: NAME.glb/.obj/.ply with PBR textures, "
+                    "metrics.json, thumb.png, turntable.mp4 and report.html.")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--video", metavar="FILE", help="a video of the subject (frames picked, cameras from SfM)")
+    src.add_argument("--data", metavar="DIR", help="capture folder or any source recon reads")
+    p.add_argument("--subject", choices=SUBJECT_KINDS, default="object",
+                   help="what the capture shows (default object; the others are fitted as static objects "
+                        "until their models land)")
+    p.add_argument("--name", help="asset name (default: the source's file or folder name)")
+    p.add_argument("--out", metavar="OUT", help="job folder (default: out/<name>)")
+    p.add_argument("--minutes", type=float, help="training wall-time budget in minutes (config fit.minutes)")
     p.add_argument("--iterations", type=int, help="iteration budget (config fit.iterations)")
     p.add_argument("--backend", choices=["auto", "cuda", "cpp", "torch"], help="kernel backend (config backend)")
-    p.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in OUT/fit")
+    p.add_argument("--no-bake", action="store_true", help="stop after the fit (no OUT/asset/)")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--resume", action="store_true",
+                   help="continue the job in OUT: reuse finished stages, continue the fit from its last checkpoint")
+    g.add_argument("--overwrite", action="store_true", help="replace an earlier job in OUT")
     _add_config_args(p)
     _add_common_args(p)
     p.set_defaults(func=_cmd_fit)
 
 
 def _cmd_fit(args) -> int:
-    from .fit.api import default_out, fit
+    from .pipeline import fit
 
     for opt, key in ((args.minutes, "fit.minutes"), (args.iterations, "fit.iterations"), (args.backend, "backend")):
         if opt is not None:
             args.overrides.append(f"{key}={opt}")
     cfg = _resolve_config(args)
-    out = Path(args.out) if args.out else default_out(args.data)
-    res = fit(args.data, out=out, config=cfg, resume=args.resume)
+    res = fit(args.video or args.data, out=args.out, subject=args.subject, name=args.name, preset=args.preset,
+              overrides=args.overrides, config=cfg, bake=not args.no_bake, resume=args.resume,
+              overwrite=args.overwrite)
     ev = res.eval
     extra = f", mask IoU {ev['mask_iou']:.3f}" if "mask_iou" in ev else ""
     print(f"{res.fit_dir}: PSNR {ev['psnr']:.2f} dB, SSIM {ev['ssim']:.3f}{extra} on {ev['n_views']} "
           f"{ev['split']} views; {ev['iterations']} iterations in {ev['train_seconds']:.0f} s "
           f"({ev['rays_per_second']:.0f} rays/s, {ev['backend']})")
+    if res.metrics is not None:
+        m = res.metrics
+        scores = [f"held-out PSNR {m['psnr_heldout']:.2f} dB" if "psnr_heldout" in m else None,
+                  f"Chamfer {m['chamfer']:.4g}, F-score {m['fscore']:.3f}" if "chamfer" in m else None]
+        print(f"{res.asset_dir}: {m['name']}.glb, {m['triangles']} triangles, "
+              f"{'watertight' if m['watertight'] else 'not watertight'}, {m['texture_size']} px textures"
+              + "".join(f"; {s}" for s in scores if s) + "; report.html, turntable.mp4")
     return 0
 
 

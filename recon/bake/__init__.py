@@ -102,8 +102,20 @@ def _ground_truth(gt_mesh, capture):
     return loaded
 
 
+def _fold_fit_scores(metrics: dict, fit_eval: dict) -> None:
+    """Keep the field's held-out scores under "fit"; "psnr" is the baked asset's when measured, else the field's."""
+    metrics["fit"] = {k: v for k, v in fit_eval.items() if k != "views"}  # per-view scores stay in eval.json
+    psnr = metrics.get("psnr_heldout", fit_eval.get("psnr"))
+    if psnr is not None:
+        metrics["psnr"] = psnr
+    for key in ("ssim", "mask_iou"):
+        if key in fit_eval:
+            metrics.setdefault(key, fit_eval[key])
+
+
 def bake_asset(field, normalization: np.ndarray | None, out_dir: str | Path, name: str, capture=None,
-               cfg: BakeConfig | None = None, *, gt_mesh=None, overwrite: bool = False) -> dict:
+               cfg: BakeConfig | None = None, *, gt_mesh=None, occupancy=None, fit_eval: dict | None = None,
+               provenance: dict | None = None, overwrite: bool = False) -> dict:
     """Bake ``field`` into ``out_dir/asset/`` (see the module docstring); returns the metrics.
 
     field: a ``SurfaceField`` or anything ``as_surface_field`` accepts (recon.fields).
@@ -113,6 +125,10 @@ def bake_asset(field, normalization: np.ndarray | None, out_dir: str | Path, nam
         photos and the turntable's up direction come from it.
     gt_mesh: ground truth in original units (trimesh or path) for Chamfer / F-score; a
         synthetic capture's source mesh is used when not given.
+    occupancy: the fit's occupancy grid (``.binary`` (G, G, G) bool, ``.bound``): only the
+        space the fit found occupied is meshed, so floaters it never rendered are dropped.
+    fit_eval: the field's held-out scores (eval.json), kept in metrics.json under "fit".
+    provenance: written as provenance.json (what the library records about the source).
     overwrite: replace an existing non-empty asset folder.
     """
     from ..eval.metrics import mesh_chamfer_fscore
@@ -127,8 +143,9 @@ def bake_asset(field, normalization: np.ndarray | None, out_dir: str | Path, nam
     dest = Path(out_dir) / "asset"
     t0 = time.perf_counter()
 
+    occ = {} if occupancy is None else {"occupancy": occupancy.binary, "occupancy_bound": float(occupancy.bound)}
     fine = extract_surface(surface, N, cfg.resolution, cfg.bound, cfg.level, cfg.chunk_points,
-                           cfg.min_component_fraction, cfg.narrow_band)
+                           cfg.min_component_fraction, cfg.narrow_band, **occ)
     mesh = decimate(fine, cfg.target_triangles)
     layout = unwrap(mesh, cfg.texture_size, cfg.uv_padding)
     voxel = 2 * cfg.bound / (cfg.resolution - 1)
@@ -154,6 +171,8 @@ def bake_asset(field, normalization: np.ndarray | None, out_dir: str | Path, nam
     if capture is not None:
         heldout, pairs = _heldout(asset, capture, N)
         metrics.update(heldout)
+    if fit_eval is not None:
+        _fold_fit_scores(metrics, fit_eval)
 
     with atomic_dir(dest, overwrite=overwrite) as tmp:
         files = []
@@ -162,7 +181,8 @@ def bake_asset(field, normalization: np.ndarray | None, out_dir: str | Path, nam
         previews = write_previews(asset, tmp, cfg.turntable_frames, cfg.preview_size, _capture_up(capture, N))
         metrics["turntable_codec"] = previews["turntable_codec"]
         metrics["bake_seconds"] = round(time.perf_counter() - t0, 2)
-        metrics["files"] = sorted(files + ["thumb.png", "turntable.mp4", "report.html", "metrics.json"])
+        metrics["files"] = sorted(files + ["thumb.png", "turntable.mp4", "report.html", "metrics.json"]
+                                  + (["provenance.json"] if provenance is not None else []))
         inputs = []
         if capture is not None and len(capture):
             pick = np.unique(np.linspace(0, len(capture) - 1, min(12, len(capture))).round().astype(int))
@@ -174,6 +194,8 @@ def bake_asset(field, normalization: np.ndarray | None, out_dir: str | Path, nam
                             textures)
         (tmp / "report.html").write_text(page, encoding="utf-8")
         (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2))
+        if provenance is not None:
+            (tmp / "provenance.json").write_text(json.dumps(provenance, indent=2))
     log.info("baked %s: %d triangles, watertight %s, %s", name, metrics["triangles"], metrics["watertight"], dest)
     return metrics
 

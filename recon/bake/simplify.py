@@ -34,6 +34,50 @@ def remove_nonmanifold_faces(mesh: trimesh.Trimesh) -> int:
     return len(bad)
 
 
+def _boundary_loops(faces: np.ndarray) -> list[list[int]]:
+    """Closed loops of boundary edges (edges of one face), each oriented as its face has it."""
+    e = np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]])
+    key = np.sort(e, 1)
+    _, inv, cnt = np.unique(key, axis=0, return_inverse=True, return_counts=True)
+    boundary = e[cnt[inv.reshape(-1)] == 1]
+    nxt: dict[int, list[int]] = {}
+    for a, b in boundary:
+        nxt.setdefault(int(b), []).append(int(a))  # walk against the faces' direction: the cap's winding
+    loops = []
+    while nxt:
+        start = next(iter(nxt))
+        loop, v = [start], start
+        while True:
+            outs = nxt.get(v)
+            if not outs:
+                break
+            w = outs.pop()
+            if not outs:
+                del nxt[v]
+            if w == start:
+                loops.append(loop)
+                break
+            loop.append(w)
+            v = w
+    return loops
+
+
+def fill_boundary_loops(mesh: trimesh.Trimesh, max_loop: int = 200) -> int:
+    """Close every hole of at most ``max_loop`` edges with a fan around its centroid; returns holes closed."""
+    loops = [lp for lp in _boundary_loops(np.asarray(mesh.faces)) if 3 <= len(lp) <= max_loop]
+    if not loops:
+        return 0
+    verts, faces = [np.asarray(mesh.vertices)], [np.asarray(mesh.faces)]
+    n = len(verts[0])
+    for lp in loops:
+        verts.append(verts[0][lp].mean(0, keepdims=True))
+        ring = np.asarray(lp)
+        faces.append(np.stack([ring, np.roll(ring, -1), np.full(len(ring), n)], 1))
+        n += 1
+    mesh.vertices, mesh.faces = np.concatenate(verts), np.concatenate(faces)
+    return len(loops)
+
+
 def repair(mesh: trimesh.Trimesh) -> trimesh.Trimesh:
     """Clean a mesh in place for export: see the module docstring. Returns it."""
     mesh.merge_vertices()
@@ -46,7 +90,10 @@ def repair(mesh: trimesh.Trimesh) -> trimesh.Trimesh:
     if not mesh.is_winding_consistent:
         trimesh.repair.fix_winding(mesh)
     if not mesh.is_watertight:
-        trimesh.repair.fill_holes(mesh)
+        n_holes = fill_boundary_loops(mesh)
+        if n_holes:
+            log.info("closed %d holes", n_holes)
+            trimesh.repair.fix_winding(mesh)
     return mesh
 
 

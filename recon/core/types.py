@@ -12,6 +12,9 @@ from typing import Any
 
 import numpy as np
 
+# What a capture shows; each kind gets its subject model (recon.models) and asset kind.
+SUBJECT_KINDS = ("object", "articulated", "head", "body", "garment")
+
 
 @dataclass(frozen=True)
 class Cameras:

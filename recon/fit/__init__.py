@@ -1,10 +1,12 @@
 """Fitting neural fields to captures: the training loop, checkpoints, evaluation.
 
-``recon.fit`` is both this package and the function ``recon.fit.api.fit``: the
-package module is callable, so ``from recon import fit; fit("capture/", out="out/x")``
-works whether or not ``recon.fit`` was imported as a package before (importing
-the package makes it the attribute ``recon.fit``, which would otherwise shadow
-the function that ``recon.__getattr__`` offers).
+``recon.fit`` is both this package and the public entry point ``recon.pipeline.fit``
+(capture -> fit -> bake): the package module is callable, so ``from recon import fit;
+fit("cat.mp4", out="out/cat")`` works whether or not ``recon.fit`` was imported as a
+package before (importing the package makes it the attribute ``recon.fit``, which would
+otherwise shadow the function that ``recon.__getattr__`` offers). That call is the one
+reference from this layer upwards, resolved at call time; the training itself is
+``recon.fit.api.fit`` (field only).
 """
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ import types
 
 class _CallableModule(types.ModuleType):
     def __call__(self, *args, **kwargs):
-        from .api import fit
+        from ..pipeline import fit
 
         return fit(*args, **kwargs)
 

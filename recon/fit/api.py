@@ -1,9 +1,11 @@
-"""Python API: ``fit(data, out)`` trains a field on a capture; ``load_field(out)`` reloads it.
+"""The fit stage: ``fit(data, out)`` trains a field on a capture; ``load_field(out)`` reloads it.
 
-    from recon import fit
+    from recon.fit.api import fit
     result = fit("path/to/capture", out="out/lego", preset="object-fast",
                  overrides=["fit.minutes=5"])
     result.eval["psnr"]
+
+``from recon import fit`` is the whole chain (capture -> fit -> bake, ``recon.pipeline``).
 """
 from __future__ import annotations
 

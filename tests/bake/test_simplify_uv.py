@@ -55,3 +55,13 @@ def test_uv_layout_covers_the_texture_without_overlaps(baked):
     # without overlapping charts the covered fraction equals the summed uv area (up to edge texels)
     assert coverage == pytest.approx(area.sum(), rel=0.05)
     assert baked.stats.uv_coverage == pytest.approx(coverage)
+
+
+def test_repair_closes_holes_left_by_cleanup():
+    sphere = trimesh.creation.icosphere(3)
+    holed = trimesh.Trimesh(sphere.vertices, sphere.faces[[i for i in range(len(sphere.faces)) if i not in (5, 6, 300)]],
+                            process=False)
+    assert not holed.is_watertight
+    fixed = repair(holed)
+    assert fixed.is_watertight and fixed.is_winding_consistent and fixed.volume > 0
+    assert fixed.volume == pytest.approx(sphere.volume, rel=0.01)

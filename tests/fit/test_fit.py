@@ -45,7 +45,7 @@ def test_resume_continues_iteration_count(cap, tmp_path):
     from recon import fit as recon_fit  # the documented entry point: the package is callable
 
     res = recon_fit(cap, out=tmp_path, config=load_config("object-fast", overrides=base + ["fit.iterations=30"]),
-                    resume=True)
+                    resume=True, bake=False)
     assert res.eval["iterations"] == 30
     assert res.eval["resumed_from"].endswith("step_0000020.pt")
     log = [json.loads(line) for line in (tmp_path / "fit" / "log.jsonl").read_text().splitlines()]
@@ -83,7 +83,7 @@ def test_cli_fit_on_capture_folder(cap, tmp_path, capsys):
     folder.mkdir()
     write_capture_folder(cap, folder)
     args = ["fit", "--data", str(folder), "--out", str(tmp_path / "job"), "--iterations", "20", "--backend", "torch",
-            "--quiet", "--seed", "3"]
+            "--quiet", "--seed", "3", "--no-bake"]
     for o in TINY + ["fit.batch_rays=256"]:
         args += ["--set", o]
     assert main(args) == 0

@@ -16,7 +16,9 @@ from sqlalchemy import (JSON, BigInteger, DateTime, Float, ForeignKey, Integer, 
                         TypeDecorator, UniqueConstraint)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-ASSET_KINDS = ("object", "articulated", "head", "body", "garment")
+from ...core.types import SUBJECT_KINDS
+
+ASSET_KINDS = SUBJECT_KINDS
 JOB_STATUSES = ("queued", "running", "done", "failed")
 
 

@@ -1,0 +1,164 @@
+"""capture -> fit -> bake in one job folder: what ``recon fit``, ``from recon import fit`` and
+every ingestion job run.
+
+    from recon import fit
+    result = fit("cat.mp4", out="out/cat")       # a video, image folder, transforms.json, ...
+    result.asset_dir / "cat.glb", result.metrics["psnr_heldout"], result.eval["psnr"]
+
+The job folder (DESIGN.md):
+
+    out/capture/  the source read, cameras solved and normalised (a recon capture folder
+                  given as the source is used in place; an in-memory Capture is not written)
+    out/fit/      checkpoints/, config.yaml, log.jsonl, eval.json (recon.fit)
+    out/asset/    <name>.glb/.obj/.ply, metrics.json, thumb.png, turntable.mp4, report.html,
+                  provenance.json (recon.bake; written all at once). A capture with ground
+                  truth (recon synth's gt_mesh.ply) adds Chamfer / F-score to metrics.json.
+
+With ``resume`` every stage whose output is complete is reused and an unfinished fit
+continues from its last checkpoint, so a rerun after a crash picks up where it stopped.
+This module sits above recon.bake and below recon.jobs (which runs it per job).
+"""
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from .core.config import Config, config_hash, load_config
+from .core.errors import InputError
+from .core.log import get_logger
+from .core.types import SUBJECT_KINDS, Capture
+
+log = get_logger(__name__)
+
+SUBJECT_MODELS = ("object",)  # subjects with their own model; the others are fitted as static objects for now
+STAGES = ("capture", "fit", "asset")
+
+
+@dataclass(frozen=True)
+class PipelineResult:
+    out: Path  # the job folder
+    eval: dict  # the field's held-out scores (fit/eval.json)
+    asset_dir: Path | None  # out/asset, None when not baked
+    metrics: dict | None  # asset/metrics.json
+
+    @property
+    def fit_dir(self) -> Path:
+        return self.out / "fit"
+
+
+def default_name(data) -> str:
+    """The asset name for ``data``: a file's stem or a folder's name."""
+    p = Path(data).resolve()
+    return p.stem if p.is_file() else p.name
+
+
+def _is_capture_folder(data) -> bool:
+    return not isinstance(data, Capture) and Path(data).is_dir() and (Path(data) / "capture.json").is_file() \
+        and (Path(data) / "transforms.json").is_file()
+
+
+def _prepare_out(out: Path, resume: bool, overwrite: bool, uses_capture_dir: bool) -> None:
+    held = [out / s for s in STAGES if (out / s).exists() and (s != "capture" or uses_capture_dir)]
+    if not held or resume:
+        return
+    if not overwrite:
+        raise InputError(out, f"already holds a job ({', '.join(p.name + '/' for p in held)}): pass --resume to "
+                              "continue it or --overwrite to start again")
+    for p in held:
+        shutil.rmtree(p)
+
+
+def _source_info(data, cap: Capture, cap_dir: Path | None) -> dict:
+    meta = {}
+    if cap_dir is not None and (cap_dir / "capture.json").is_file():
+        meta = json.loads((cap_dir / "capture.json").read_text()).get("source") or {}
+    src = None if isinstance(data, Capture) else str(Path(data).resolve())
+    return {"source_path": src, "source_hash": meta.get("hash") or cap.meta.get("source_hash"),
+            "source_kind": meta.get("kind") or cap.meta.get("source_kind")}
+
+
+def _finished_fit(eval_path: Path, cfg: Config) -> dict | None:
+    """eval.json's scores when that fit already met this config's budget, else None."""
+    if not eval_path.is_file():
+        return None
+    ev = json.loads(eval_path.read_text())
+    fc = cfg.fit
+    if ev.get("iterations", 0) >= fc.iterations or (fc.minutes and ev.get("train_seconds", 0) >= 60 * fc.minutes):
+        log.info("fit already finished: %s", eval_path)
+        return ev
+    return None
+
+
+def fit(data, out: str | Path | None = None, *, subject: str = "object", name: str | None = None,
+        preset: str | None = "object-fast", overrides: list[str] | tuple[str, ...] = (),
+        config: Config | None = None, config_file: str | Path | None = None, bake: bool = True,
+        resume: bool = False, overwrite: bool = False, provenance: dict | None = None) -> PipelineResult:
+    """Capture -> fit -> bake ``data`` into the job folder ``out`` (default ``out/<name>``).
+
+    data: anything ``recon.load_capture`` reads (video, image folder, transforms.json,
+        COLMAP, IDR/DTU), a recon capture folder, or an in-memory Capture (then ``out`` is required).
+    subject: object, articulated, head, body or garment (only object has its own model yet;
+        the others are fitted as static objects, with a warning).
+    config: a resolved Config; else ``preset`` + ``config_file`` + ``overrides``.
+    bake: False stops after the fit (no asset folder).
+    resume: reuse finished stages and continue an unfinished fit; overwrite: replace an
+        earlier job in ``out``; without either, an existing job in ``out`` is an error.
+    provenance: extra fields for provenance.json (licence, operator, notes, ...).
+    """
+    from .capture import capture_to_folder, load_capture
+    from .fit.api import fit as fit_field
+    from .fit.api import load_model
+
+    if subject not in SUBJECT_KINDS:
+        raise InputError(None, f"unknown subject '{subject}' (one of {', '.join(SUBJECT_KINDS)})")
+    if subject not in SUBJECT_MODELS:
+        log.warning("no %s model yet: fitting the capture as a static object", subject)
+    cfg = config or load_config(preset, config_file, list(overrides))
+    if isinstance(data, Capture):
+        if out is None:
+            raise InputError(None, "fit: 'out' is required when data is an in-memory Capture")
+        name = name or Path(out).name
+    else:
+        if not Path(data).exists():
+            raise InputError(data, "no such file or folder")
+        name = name or default_name(data)
+    out = Path(out) if out is not None else Path("out") / name
+    in_place = isinstance(data, Capture) or _is_capture_folder(data)
+    _prepare_out(out, resume, overwrite, uses_capture_dir=not in_place)
+
+    # capture
+    cap_dir = None if isinstance(data, Capture) else Path(data) if in_place else out / "capture"
+    if isinstance(data, Capture):
+        cap = data
+    else:
+        if not in_place and not (resume and (cap_dir / "capture.json").is_file()):
+            capture_to_folder(data, cap_dir, cfg.capture, overwrite=True)
+        cap = load_capture(cap_dir, cfg.capture)
+
+    # fit
+    fit_eval = _finished_fit(out / "fit" / "eval.json", cfg) if resume else None
+    if fit_eval is None:
+        fit_eval = fit_field(cap, out=out, config=cfg, resume=resume).eval
+    if not bake:
+        return PipelineResult(out, fit_eval, None, None)
+
+    # bake
+    from .bake import bake_asset
+
+    asset_dir = out / "asset"
+    if resume and (asset_dir / "provenance.json").is_file():
+        log.info("asset already baked: %s", asset_dir)
+        return PipelineResult(out, fit_eval, asset_dir, json.loads((asset_dir / "metrics.json").read_text()))
+    from . import __version__
+
+    prov = {"name": name, "kind": subject, **_source_info(data, cap, cap_dir), "config_hash": config_hash(cfg),
+            "preset": preset if config is None else None, "overrides": list(overrides), "recon_version": __version__,
+            **(provenance or {})}
+    model = load_model(out)
+    gt = cap_dir / "gt_mesh.ply" if cap_dir is not None and (cap_dir / "gt_mesh.ply").is_file() else None
+    metrics = bake_asset(model.field, None, out, name, capture=cap, cfg=cfg.bake, occupancy=model.grid, gt_mesh=gt,
+                         fit_eval=fit_eval, provenance={k: v for k, v in prov.items() if v is not None},
+                         overwrite=True)
+    return PipelineResult(out, fit_eval, asset_dir, metrics)
