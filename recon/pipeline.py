@@ -157,8 +157,14 @@ def fit(data, out: str | Path | None = None, *, subject: str = "object", name: s
             "preset": preset if config is None else None, "overrides": list(overrides), "recon_version": __version__,
             **(provenance or {})}
     model = load_model(out)
+    surface = model.field
+    if model.field.kind == "density" and cfg.bake.density_surface == "depth_fusion":
+        from .bake.depth_fusion import fused_surface
+
+        surface = fused_surface(model, cap, cfg.bake.resolution, cfg.bake.bound, max_views=cfg.bake.fusion_views,
+                                trunc_voxels=cfg.bake.fusion_trunc_voxels)
     gt = cap_dir / "gt_mesh.ply" if cap_dir is not None and (cap_dir / "gt_mesh.ply").is_file() else None
-    metrics = bake_asset(model.field, None, out, name, capture=cap, cfg=cfg.bake, occupancy=model.grid, gt_mesh=gt,
-                         fit_eval=fit_eval, provenance={k: v for k, v in prov.items() if v is not None},
-                         overwrite=True)
+    metrics = bake_asset(surface, model.field.normalization, out, name, capture=cap, cfg=cfg.bake,
+                         occupancy=model.grid, gt_mesh=gt, fit_eval=fit_eval,
+                         provenance={k: v for k, v in prov.items() if v is not None}, overwrite=True)
     return PipelineResult(out, fit_eval, asset_dir, metrics)

@@ -88,6 +88,7 @@ def main(argv=None) -> int:
     ap.add_argument("--preset", default="object-fast")
     ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     ap.add_argument("--out", help="work folder (default: out/bench_bake/<scene>)")
+    ap.add_argument("--rebake", action="store_true", help="keep the previous run's capture and fit; bake again")
     ap.add_argument("--data-root", default=str(ROOT.parent / "shared" / "data"))
     args = ap.parse_args(argv)
 
@@ -116,7 +117,10 @@ def main(argv=None) -> int:
         overrides.append("capture.max_size=200")
     if args.minutes is not None:
         overrides.append(f"fit.minutes={args.minutes}")
-    res = fit(data, out=work / "job", name=args.scene, preset=args.preset, overrides=overrides, overwrite=True)
+    if args.rebake:
+        shutil.rmtree(work / "job" / "asset", ignore_errors=True)
+    res = fit(data, out=work / "job", name=args.scene, preset=args.preset, overrides=overrides,
+              resume=args.rebake, overwrite=not args.rebake)
     wall = time.time() - t0
     m, ev = res.metrics, res.eval
     glb = res.asset_dir / f"{args.scene}.glb"

@@ -12,7 +12,7 @@ import torch
 
 from recon.ops.rasterize import rasterize
 from recon.synth import load_mesh, render_views, train_test_cameras
-from recon.synth.render import _screen_vertices
+from recon.synth.render import screen_vertices
 
 
 def main() -> None:
@@ -36,7 +36,7 @@ def main() -> None:
             t = time.perf_counter()
             render_views(mesh, cams[i])
             per_view.append(time.perf_counter() - t)
-            scr = _screen_vertices(verts, big, i)
+            scr = screen_vertices(verts, big, i)
             t = time.perf_counter()
             rasterize(scr, faces, 2 * args.size, 2 * args.size)
             per_rast.append(time.perf_counter() - t)

@@ -9,6 +9,7 @@ temporary folder renamed into place), in the capture's original units.
 
 Stages, each usable alone: ``extract_surface`` (marching cubes, clean-up), ``decimate``,
 ``unwrap`` (xatlas), ``bake_textures`` (base colour, normal, ORM maps from the field),
+``refine_base_color`` (the base colour fitted to the training photos),
 ``write_mesh`` / ``read_mesh`` (glb, obj, ply), previews and the report.
 """
 from __future__ import annotations
@@ -27,6 +28,7 @@ from .extract import extract_surface
 from .field_protocol import SurfaceField, as_surface_field
 from .simplify import decimate
 from .texture import bake_textures
+from .texture_refine import refine_base_color
 from .textured_mesh import TexturedMesh
 from .uv import unwrap
 from .writers import read_mesh, write_mesh
@@ -152,6 +154,9 @@ def bake_asset(field, normalization: np.ndarray | None, out_dir: str | Path, nam
     asset, stats = bake_textures(surface, N, mesh, layout, cfg.texture_size, voxel=voxel,
                                  normal_map=cfg.normal_map, fd_step=cfg.fd_step, roughness=cfg.roughness,
                                  metallic=cfg.metallic, chunk_points=cfg.chunk_points)
+    fit_stats = {}
+    if capture is not None and cfg.texture_fit_steps > 0:
+        asset, fit_stats = refine_base_color(asset, capture, N, cfg.texture_fit_steps, cfg.texture_fit_lr)
     scale = _scale(N)
     metrics: dict = {
         "name": name, "triangles": int(len(mesh.faces)), "vertices": int(len(mesh.vertices)),
@@ -160,7 +165,7 @@ def bake_asset(field, normalization: np.ndarray | None, out_dir: str | Path, nam
         "texture_size": cfg.texture_size, "uv_charts": layout.charts, "uv_coverage": stats.uv_coverage,
         "texels_moved_mean": stats.mean_projection, "area": float(mesh.area),
         "volume": float(mesh.volume) if mesh.is_watertight else None,
-        "extent": [float(v) for v in mesh.extents], "units": "capture (original)",
+        "extent": [float(v) for v in mesh.extents], "units": "capture (original)", **fit_stats,
     }
     gt = _ground_truth(gt_mesh, capture)
     if gt is not None:

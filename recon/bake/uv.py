@@ -41,7 +41,11 @@ def unwrap(mesh: trimesh.Trimesh, texture_size: int = 1024, padding: int = 4) ->
     import xatlas
 
     atlas = xatlas.Atlas()
-    atlas.add_mesh(np.asarray(mesh.vertices, np.float32), np.asarray(mesh.faces, np.uint32))
+    # UVs do not depend on scale, but xatlas treats faces below a fixed area as degenerate (each its
+    # own tiny chart): unwrap the mesh scaled to a unit box, whatever the capture's units
+    v = np.asarray(mesh.vertices, np.float64)
+    v = (v - v.min(0)) / max(float(np.ptp(v, axis=0).max()), 1e-12)
+    atlas.add_mesh(v.astype(np.float32), np.asarray(mesh.faces, np.uint32))
     charts = xatlas.ChartOptions()
     charts.max_iterations = 1  # more iterations grow fewer, larger charts at 2x the time
     pack = xatlas.PackOptions()

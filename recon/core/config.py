@@ -122,6 +122,11 @@ class BakeConfig(_Section):
     level: float = Field(0.0, description="Iso level of the SDF extracted (0: the surface).")
     density_threshold: float = Field(
         10.0, gt=0, description="Density fields: the surface is the level set density == this.")
+    density_surface: Literal["depth_fusion", "level_set"] = Field(
+        "depth_fusion", description="Density fields: the surface from the fused depth maps of the training views "
+                                    "(recon.bake.depth_fusion), or the level set density == density_threshold.")
+    fusion_views: int = Field(60, ge=1, description="Training views whose rendered depth is fused (depth_fusion).")
+    fusion_trunc_voxels: float = Field(6.0, gt=0, description="TSDF truncation in extraction-grid cells (depth_fusion).")
     chunk_points: int = Field(1 << 18, ge=1024, description="Field queries per batch (bounds memory).")
     min_component_fraction: float = Field(
         0.05, gt=0, le=1, description="Keep connected components with at least this fraction of the largest's faces (1: largest only).")
@@ -131,6 +136,9 @@ class BakeConfig(_Section):
     normal_map: bool = Field(True, description="Bake a tangent-space normal map from the fine SDF.")
     fd_step: float = Field(
         0.0, ge=0, description="Finite-difference step for SDF normals in normalised units (0: half a grid cell).")
+    texture_fit_steps: int = Field(
+        300, ge=0, description="Adam steps fitting the base colour to the training photos (0: the field's colour only).")
+    texture_fit_lr: float = Field(0.03, gt=0, description="Learning rate of that fit (texture values in [0, 1]).")
     roughness: float = Field(0.8, ge=0, le=1, description="Default roughness until materials are fitted.")
     metallic: float = Field(0.0, ge=0, le=1, description="Default metallic until materials are fitted.")
     fscore_threshold: float = Field(

@@ -27,7 +27,7 @@ from ..ops.rasterize import rasterize
 from .mesh import Mesh
 
 
-def _screen_vertices(vertices: Tensor, cams: Cameras, i: int) -> Tensor:
+def screen_vertices(vertices: Tensor, cams: Cameras, i: int) -> Tensor:
     """(V, 3) world vertices -> screen (u, v, z) in camera i (pinhole, OpenCV)."""
     c2w = torch.as_tensor(cams.c2w[i], dtype=torch.float64)
     pc = (vertices - c2w[:3, 3]) @ c2w[:3, :3]  # R^T (x - t), row-wise
@@ -69,7 +69,7 @@ def render_views(mesh: Mesh, cameras: Cameras, *, supersample: int = 2,
     for i in range(len(cameras)):
         H, W = int(cameras.height[i]), int(cameras.width[i])
         # colour and coverage at ss x ss samples per pixel
-        fid, bary, _ = rasterize(_screen_vertices(verts, big, i), faces, H * ss, W * ss)
+        fid, bary, _ = rasterize(screen_vertices(verts, big, i), faces, H * ss, W * ss)
         hit = fid >= 0
         color = torch.zeros(H * ss, W * ss, 3)
         if hit.any():
@@ -87,7 +87,7 @@ def render_views(mesh: Mesh, cameras: Cameras, *, supersample: int = 2,
         rgb = premult + (1.0 - alpha)[..., None] * bg
 
         # geometry at the pixel centres
-        fid1, _, depth = rasterize(_screen_vertices(verts, cameras, i), faces, H, W)
+        fid1, _, depth = rasterize(screen_vertices(verts, cameras, i), faces, H, W)
         normal = torch.zeros(H, W, 3)
         normal[fid1 >= 0] = face_normals[fid1[fid1 >= 0]]
         views.append({"rgb": rgb.clamp(0, 1).numpy(), "alpha": alpha.numpy(),

@@ -65,3 +65,13 @@ def test_repair_closes_holes_left_by_cleanup():
     fixed = repair(holed)
     assert fixed.is_watertight and fixed.is_winding_consistent and fixed.volume > 0
     assert fixed.volume == pytest.approx(sphere.volume, rel=0.01)
+
+
+@pytest.mark.parametrize("scale", [1e-3, 1e3])
+def test_unwrap_does_not_depend_on_the_units(scale):
+    from recon.bake.uv import unwrap
+
+    sphere = trimesh.creation.icosphere(3)
+    ref = unwrap(sphere, 256, 2)
+    small = unwrap(trimesh.Trimesh(sphere.vertices * scale, sphere.faces, process=False), 256, 2)
+    assert small.charts == ref.charts < 50 and np.allclose(small.uvs, ref.uvs, atol=1e-4)

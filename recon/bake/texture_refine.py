@@ -1,0 +1,97 @@
+"""Fit the baked base-colour texture to the training photos, the mesh held fixed.
+
+The texture baked from the field is its colour at the extracted surface; where that
+surface sits a little off the field's (a density level set, a decimated mesh) or the
+colour varies quickly, renders of the mesh drift from the photos. Here every training
+photo is rasterized with the mesh (recon.ops.rasterize, pixel centres), each covered
+pixel inside the subject's mask gives a texture coordinate and a target colour, and the
+texture is fitted to them by Adam on the unlit render's colour (bilinear lookups, the
+same the viewers do): a few hundred steps of least squares. Texels no photo sees keep
+the field's colour. Held-out views are never used.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..core.log import get_logger
+from .textured_mesh import TexturedMesh
+
+log = get_logger(__name__)
+
+
+def photo_samples(mesh: TexturedMesh, capture, normalization: np.ndarray, max_views: int = 100
+                  ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Texture coordinates (P, 2) and photo colours (P, 3) in [0, 1] of covered, in-mask training pixels."""
+    from ..ops.rasterize import rasterize
+    from ..synth.render import screen_vertices
+
+    idx = capture.split_indices("train")
+    idx = idx[np.unique(np.linspace(0, len(idx) - 1, min(max_views, len(idx))).round().astype(int))]
+    cams = capture.cameras[idx].transformed(np.linalg.inv(normalization))
+    verts = torch.as_tensor(mesh.positions, dtype=torch.float64)
+    faces = torch.as_tensor(mesh.faces, dtype=torch.long)
+    uvs = torch.as_tensor(mesh.uvs, dtype=torch.float64)
+    uv_all, rgb_all = [], []
+    for k, i in enumerate(idx):
+        H, W = int(cams.height[k]), int(cams.width[k])
+        fid, bary, _ = rasterize(screen_vertices(verts, cams, k), faces, H, W)
+        hit = fid >= 0
+        if capture.masks is not None:
+            hit &= torch.as_tensor(capture.masks[i] > 127)
+        f = fid[hit]
+        uv_all.append((bary[hit][..., None] * uvs[faces[f]]).sum(1).float())
+        rgb_all.append(torch.as_tensor(capture.images[i])[hit].float() / 255)
+    return torch.cat(uv_all), torch.cat(rgb_all)
+
+
+def _lookup(tex: torch.Tensor, uv: torch.Tensor) -> torch.Tensor:
+    """Bilinear lookups of a (S, S, 3) texture at glTF uvs (P, 2) -> (P, 3)."""
+    grid = (uv * 2 - 1)[None, None]  # x = u across columns, y = v down rows
+    return F.grid_sample(tex.permute(2, 0, 1)[None], grid, mode="bilinear", align_corners=False)[0, :, 0].T
+
+
+def refine_base_color(mesh: TexturedMesh, capture, normalization: np.ndarray, steps: int = 300,
+                      lr: float = 0.03, batch: int = 1 << 16, seed: int = 0, levels_n: int = 4) -> tuple[TexturedMesh, dict]:
+    """``mesh`` with its base colour fitted to the training photos; also returns before/after PSNR on them."""
+    if capture.cameras is None or capture.cameras.has_distortion or steps <= 0 or \
+            len(capture.split_indices("train")) == 0:
+        return mesh, {}
+    uv, rgb = photo_samples(mesh, capture, normalization)
+    if len(uv) == 0:
+        return mesh, {}
+    base = torch.as_tensor(mesh.base_color).float() / 255
+    S = base.shape[0]
+    # the correction is a pyramid of residuals (S, S/2, ... S/8 texels), so a photo pixel also
+    # corrects the texels around the ones it samples: texels seen by no training pixel but by a
+    # held-out view follow their neighbours instead of keeping the field's colour beside fitted ones
+    levels = [torch.nn.Parameter(torch.zeros(max(1, S >> k), max(1, S >> k), 3)) for k in range(levels_n)]
+    opt = torch.optim.Adam(levels, lr=lr)
+    gen = torch.Generator().manual_seed(seed)
+
+    def texture() -> torch.Tensor:
+        up = [lv if lv.shape[0] == S else
+              F.interpolate(lv.permute(2, 0, 1)[None], size=(S, S), mode="bilinear", align_corners=False)[0].permute(1, 2, 0)
+              for lv in levels]
+        return base + sum(up)
+
+    def psnr() -> float:
+        with torch.no_grad():
+            tex = texture().clamp(0, 1)
+            err = torch.cat([(_lookup(tex, u) - c).pow(2) for u, c in zip(uv.split(1 << 18), rgb.split(1 << 18))])
+        return float(-10 * torch.log10(err.mean()))
+
+    before = psnr()
+    for _ in range(steps):
+        sel = torch.randint(len(uv), (min(batch, len(uv)),), generator=gen)
+        loss = (_lookup(texture(), uv[sel]) - rgb[sel]).pow(2).mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    after = psnr()
+    with torch.no_grad():
+        fitted = (texture().clamp(0, 1).numpy() * 255 + 0.5).astype(np.uint8)
+    log.info("texture fitted to %d photo pixels: PSNR %.2f -> %.2f dB on the training views", len(uv), before, after)
+    return mesh.with_(base_color=fitted), {"texture_fit_psnr_before": before, "texture_fit_psnr_after": after,
+                                         "texture_fit_pixels": int(len(uv))}
