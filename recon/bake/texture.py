@@ -75,6 +75,18 @@ def vertex_tangents(positions: np.ndarray, normals: np.ndarray, uvs: np.ndarray,
     return np.concatenate([T, w[:, None]], -1).astype(np.float32)
 
 
+def unit_vertex_normals(mesh: trimesh.Trimesh) -> np.ndarray:
+    """(V, 3) unit vertex normals; where the faces around a vertex cancel out (a closed fan over a
+    folded hole), the direction from the mesh's centre stands in (glTF requires unit normals)."""
+    n = np.asarray(mesh.vertex_normals, np.float64).copy()
+    bad = ~(np.linalg.norm(n, axis=1) > 0.5)
+    if bad.any():
+        d = np.asarray(mesh.vertices, np.float64)[bad] - np.asarray(mesh.vertices).mean(0)
+        n[bad] = d / np.maximum(np.linalg.norm(d, axis=1, keepdims=True), 1e-12)
+        n[bad & (np.linalg.norm(n, axis=1) < 0.5)] = [0.0, 0.0, 1.0]
+    return n
+
+
 def rasterize_uv(uvs: Tensor, faces: Tensor, size: int) -> tuple[Tensor, Tensor]:
     """Which face covers each texel centre, and where.
 
@@ -191,7 +203,7 @@ def bake_textures(field: SurfaceField, normalization: np.ndarray, mesh: trimesh.
 
     vmap = layout.vmapping
     positions = np.asarray(mesh.vertices, np.float64)[vmap]
-    normals = np.asarray(mesh.vertex_normals, np.float64)[vmap]
+    normals = unit_vertex_normals(mesh)[vmap]
     faces = layout.faces
     tangents = vertex_tangents(positions, normals, layout.uvs, faces)
 

@@ -6,8 +6,10 @@ colour varies quickly, renders of the mesh drift from the photos. Here every tra
 photo is rasterized with the mesh (recon.ops.rasterize, pixel centres), each covered
 pixel inside the subject's mask gives a texture coordinate and a target colour, and the
 texture is fitted to them by Adam on the unlit render's colour (bilinear lookups, the
-same the viewers do): a few hundred steps of least squares. Texels no photo sees keep
-the field's colour. Held-out views are never used.
+same the viewers do): a few hundred steps of least squares on a pyramid of residuals
+(full, 1/2, 1/4, 1/8 resolution), so texels next to observed ones follow them. Texels no
+photo reaches keep the field's colour, and a fit that does not improve the training views
+is discarded. Held-out views are never used.
 """
 from __future__ import annotations
 
@@ -90,6 +92,9 @@ def refine_base_color(mesh: TexturedMesh, capture, normalization: np.ndarray, st
         loss.backward()
         opt.step()
     after = psnr()
+    if after <= before:  # the fit did not help: keep the field's colours
+        log.info("texture fit kept the field's colours (training-view PSNR %.2f -> %.2f dB)", before, after)
+        return mesh, {"texture_fit_psnr_before": before, "texture_fit_psnr_after": before, "texture_fit_pixels": int(len(uv))}
     with torch.no_grad():
         fitted = (texture().clamp(0, 1).numpy() * 255 + 0.5).astype(np.uint8)
     log.info("texture fitted to %d photo pixels: PSNR %.2f -> %.2f dB on the training views", len(uv), before, after)

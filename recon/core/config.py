@@ -138,7 +138,7 @@ class BakeConfig(_Section):
         0.0, ge=0, description="Finite-difference step for SDF normals in normalised units (0: half a grid cell).")
     texture_fit_steps: int = Field(
         300, ge=0, description="Adam steps fitting the base colour to the training photos (0: the field's colour only).")
-    texture_fit_lr: float = Field(0.03, gt=0, description="Learning rate of that fit (texture values in [0, 1]).")
+    texture_fit_lr: float = Field(0.01, gt=0, description="Learning rate of that fit (texture values in [0, 1]).")
     roughness: float = Field(0.8, ge=0, le=1, description="Default roughness until materials are fitted.")
     metallic: float = Field(0.0, ge=0, le=1, description="Default metallic until materials are fitted.")
     fscore_threshold: float = Field(

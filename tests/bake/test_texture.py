@@ -106,3 +106,13 @@ def test_dilation_fills_outside_and_keeps_inside():
     # far away texels are filled with values inside the chart's range
     assert (out[~mask] >= img[mask].min(0).values - 1e-6).all()
     assert (out[~mask] <= img[mask].max(0).values + 1e-6).all()
+
+
+def test_vertex_normals_are_unit_even_where_faces_cancel():
+    from recon.bake.texture import unit_vertex_normals
+
+    v = np.array([[0, 0, 0], [1, 0, 0], [0, 1, 0], [5, 5, 5], [6, 5, 5], [5, 6, 5.0]])
+    f = np.array([[0, 1, 2], [0, 2, 1], [3, 4, 5]])  # a folded pair: its normals sum to zero
+    n = unit_vertex_normals(trimesh.Trimesh(v, f, process=False))
+    assert np.allclose(np.linalg.norm(n, axis=1), 1.0)
+    assert np.allclose(n[3:], [0, 0, 1])
