@@ -138,6 +138,7 @@ def main(argv=None) -> int:
         out.update(chamfer_pct_diag=round(100 * m["chamfer"] / diag, 4), fscore=round(m["fscore"], 4),
                    fscore_threshold_pct_diag=round(100 * m["fscore_threshold"] / diag, 3))
     baked = trimesh.load(glb, force="mesh")
+    baked.merge_vertices(merge_tex=True, merge_norm=True)  # glTF splits vertices along UV seams
     out["components"] = int(len(np.unique(trimesh.graph.connected_component_labels(
         baked.face_adjacency, node_count=len(baked.faces)))))
     out.update(validate_glb(glb))
