@@ -43,6 +43,27 @@ def sqlite_path(url: str) -> Path | None:
     return Path(u.database)
 
 
+def _enable_wal(cur, attempts: int = 200) -> None:
+    """Switch a SQLite connection to WAL. The switch needs a moment of exclusive access and fails at
+    once with "database is locked" (the busy timeout does not apply) while other processes open
+    the same new file, so it is retried with a growing pause; a database already in WAL is left as is."""
+    import random
+    import sqlite3
+    import time
+
+    for i in range(attempts):
+        try:
+            if cur.execute("PRAGMA journal_mode").fetchone()[0].lower() == "wal":
+                return
+            cur.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) and "busy" not in str(exc):
+                raise
+            time.sleep(min(0.5, 0.005 * (i + 1)) * (0.5 + random.random()))
+    cur.execute("PRAGMA journal_mode = WAL")  # last try: let the error speak
+
+
 def create_catalog_engine(url: str) -> Engine:
     """An Engine for ``url`` (already normalised), with the SQLite settings described above."""
     try:
@@ -61,7 +82,7 @@ def create_catalog_engine(url: str) -> Engine:
             dbapi_conn.isolation_level = None  # we emit BEGIN ourselves (below)
             cur = dbapi_conn.cursor()
             cur.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_S * 1000}")
-            cur.execute("PRAGMA journal_mode = WAL")
+            _enable_wal(cur)
             cur.execute("PRAGMA synchronous = FULL")
             cur.execute("PRAGMA foreign_keys = ON")
             cur.close()
