@@ -126,7 +126,7 @@ class BakeConfig(_Section):
         "depth_fusion", description="Density fields: the surface from the fused depth maps of the training views "
                                     "(recon.bake.depth_fusion), or the level set density == density_threshold.")
     fusion_views: int = Field(60, ge=1, description="Training views whose rendered depth is fused (depth_fusion).")
-    fusion_trunc_voxels: float = Field(6.0, gt=0, description="TSDF truncation in extraction-grid cells (depth_fusion).")
+    fusion_trunc_voxels: float = Field(24.0, gt=0, description="TSDF truncation in extraction-grid cells (depth_fusion).")
     chunk_points: int = Field(1 << 18, ge=1024, description="Field queries per batch (bounds memory).")
     min_component_fraction: float = Field(
         0.05, gt=0, le=1, description="Keep connected components with at least this fraction of the largest's faces (1: largest only).")
