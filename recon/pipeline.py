@@ -48,12 +48,6 @@ class PipelineResult:
         return self.out / "fit"
 
 
-def default_name(data) -> str:
-    """The asset name for ``data``: a file's stem or a folder's name."""
-    p = Path(data).resolve()
-    return p.stem if p.is_file() else p.name
-
-
 def _is_capture_folder(data) -> bool:
     return not isinstance(data, Capture) and Path(data).is_dir() and (Path(data) / "capture.json").is_file() \
         and (Path(data) / "transforms.json").is_file()
@@ -108,8 +102,7 @@ def fit(data, out: str | Path | None = None, *, subject: str = "object", name: s
     provenance: extra fields for provenance.json (licence, operator, notes, ...).
     """
     from .capture import capture_to_folder, load_capture
-    from .fit.api import fit as fit_field
-    from .fit.api import load_model
+    from .fit.api import default_out, fit as fit_field, load_model
 
     if subject not in SUBJECT_KINDS:
         raise InputError(None, f"unknown subject '{subject}' (one of {', '.join(SUBJECT_KINDS)})")
@@ -123,7 +116,7 @@ def fit(data, out: str | Path | None = None, *, subject: str = "object", name: s
     else:
         if not Path(data).exists():
             raise InputError(data, "no such file or folder")
-        name = name or default_name(data)
+        name = name or default_out(data).name
     out = Path(out) if out is not None else Path("out") / name
     in_place = isinstance(data, Capture) or _is_capture_folder(data)
     _prepare_out(out, resume, overwrite, uses_capture_dir=not in_place)

@@ -59,9 +59,12 @@ def test_uv_layout_covers_the_texture_without_overlaps(baked):
 
 def test_repair_closes_holes_left_by_cleanup():
     sphere = trimesh.creation.icosphere(3)
-    holed = trimesh.Trimesh(sphere.vertices, sphere.faces[[i for i in range(len(sphere.faces)) if i not in (5, 6, 300)]],
-                            process=False)
-    assert not holed.is_watertight
+    # a hole of ~20 faces (larger than the triangle/quad holes trimesh.repair.fill_holes closes) and a single one
+    near = np.linalg.norm(sphere.triangles_center - sphere.vertices[0], axis=1) < 0.35
+    near[300] = True
+    holed = trimesh.Trimesh(sphere.vertices, sphere.faces[~near], process=False)
+    assert not holed.is_watertight and near.sum() > 12
+    assert not trimesh.repair.fill_holes(holed.copy())  # trimesh alone cannot close it
     fixed = repair(holed)
     assert fixed.is_watertight and fixed.is_winding_consistent and fixed.volume > 0
     assert fixed.volume == pytest.approx(sphere.volume, rel=0.01)
