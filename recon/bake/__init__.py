@@ -9,7 +9,8 @@ temporary folder renamed into place), in the capture's original units.
 
 Stages, each usable alone: ``extract_surface`` (marching cubes, clean-up), ``decimate``,
 ``unwrap`` (xatlas), ``bake_textures`` (base colour, normal, ORM maps from the field),
-``refine_base_color`` (the base colour fitted to the training photos),
+``refine_mesh`` (vertices and base colour fitted to the training photos by differentiable
+rasterization), ``refine_base_color`` (the base colour alone fitted to them),
 ``write_mesh`` / ``read_mesh`` (glb, obj, ply), previews and the report.
 """
 from __future__ import annotations
@@ -133,7 +134,10 @@ def bake_asset(field, normalization: np.ndarray | None, out_dir: str | Path, nam
     provenance: written as provenance.json (what the library records about the source).
     overwrite: replace an existing non-empty asset folder.
     """
+    import trimesh
+
     from ..eval.metrics import mesh_chamfer_fscore
+    from .mesh_refine import refine_mesh
     from .preview import write_previews
     from .report import build_report
 
@@ -154,9 +158,16 @@ def bake_asset(field, normalization: np.ndarray | None, out_dir: str | Path, nam
     asset, stats = bake_textures(surface, N, mesh, layout, cfg.texture_size, voxel=voxel,
                                  normal_map=cfg.normal_map, fd_step=cfg.fd_step, roughness=cfg.roughness,
                                  metallic=cfg.metallic, chunk_points=cfg.chunk_points)
+    baked = asset
     fit_stats = {}
+    if capture is not None and cfg.refine_steps > 0:
+        asset, fit_stats = refine_mesh(asset, capture, N, cfg.refine_steps, cfg.refine_lr,
+                                       smoothness=cfg.refine_smoothness)
+        if asset is not baked:  # the vertices moved: measure the refined shape
+            mesh = trimesh.Trimesh(asset.positions, asset.faces)  # merges the seam copies
     if capture is not None and cfg.texture_fit_steps > 0:
-        asset, fit_stats = refine_base_color(asset, capture, N, cfg.texture_fit_steps, cfg.texture_fit_lr)
+        asset, tex_stats = refine_base_color(asset, capture, N, cfg.texture_fit_steps, cfg.texture_fit_lr)
+        fit_stats.update(tex_stats)
     scale = _scale(N)
     metrics: dict = {
         "name": name, "triangles": int(len(mesh.faces)), "vertices": int(len(mesh.vertices)),

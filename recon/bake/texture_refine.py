@@ -54,6 +54,34 @@ def _lookup(tex: torch.Tensor, uv: torch.Tensor) -> torch.Tensor:
     return F.grid_sample(tex.permute(2, 0, 1)[None], grid, mode="bilinear", align_corners=False)[0, :, 0].T
 
 
+class ResidualPyramid(torch.nn.Module):
+    """A base-colour texture as the baked one plus a pyramid of residuals (S, S/2, ... texels).
+
+    A photo pixel then also corrects the texels around the ones it samples: texels seen by no
+    training pixel but by a held-out view follow their neighbours instead of keeping the
+    field's colour beside fitted ones.
+    """
+
+    def __init__(self, base_color: np.ndarray, levels: int = 4):
+        super().__init__()
+        self.register_buffer("base", torch.as_tensor(base_color).float() / 255)
+        S = self.base.shape[0]
+        self.levels = torch.nn.ParameterList(
+            [torch.nn.Parameter(torch.zeros(max(1, S >> k), max(1, S >> k), 3)) for k in range(levels)])
+
+    def texture(self) -> torch.Tensor:
+        """(S, S, 3) float texture, not clamped."""
+        S = self.base.shape[0]
+        up = [lv if lv.shape[0] == S else F.interpolate(lv.permute(2, 0, 1)[None], size=(S, S), mode="bilinear",
+                                                        align_corners=False)[0].permute(1, 2, 0)
+              for lv in self.levels]
+        return self.base + sum(up)
+
+    def to_u8(self) -> np.ndarray:
+        with torch.no_grad():
+            return (self.texture().clamp(0, 1).numpy() * 255 + 0.5).astype(np.uint8)
+
+
 def refine_base_color(mesh: TexturedMesh, capture, normalization: np.ndarray, steps: int = 300,
                       lr: float = 0.03, batch: int = 1 << 16, seed: int = 0, levels_n: int = 4) -> tuple[TexturedMesh, dict]:
     """``mesh`` with its base colour fitted to the training photos; also returns before/after PSNR on them."""
@@ -63,20 +91,10 @@ def refine_base_color(mesh: TexturedMesh, capture, normalization: np.ndarray, st
     uv, rgb = photo_samples(mesh, capture, normalization)
     if len(uv) == 0:
         return mesh, {}
-    base = torch.as_tensor(mesh.base_color).float() / 255
-    S = base.shape[0]
-    # the correction is a pyramid of residuals (S, S/2, ... S/8 texels), so a photo pixel also
-    # corrects the texels around the ones it samples: texels seen by no training pixel but by a
-    # held-out view follow their neighbours instead of keeping the field's colour beside fitted ones
-    levels = [torch.nn.Parameter(torch.zeros(max(1, S >> k), max(1, S >> k), 3)) for k in range(levels_n)]
-    opt = torch.optim.Adam(levels, lr=lr)
+    pyramid = ResidualPyramid(mesh.base_color, levels_n)
+    opt = torch.optim.Adam(pyramid.parameters(), lr=lr)
     gen = torch.Generator().manual_seed(seed)
-
-    def texture() -> torch.Tensor:
-        up = [lv if lv.shape[0] == S else
-              F.interpolate(lv.permute(2, 0, 1)[None], size=(S, S), mode="bilinear", align_corners=False)[0].permute(1, 2, 0)
-              for lv in levels]
-        return base + sum(up)
+    texture = pyramid.texture
 
     def psnr() -> float:
         with torch.no_grad():
@@ -95,8 +113,7 @@ def refine_base_color(mesh: TexturedMesh, capture, normalization: np.ndarray, st
     if after <= before:  # the fit did not help: keep the field's colours
         log.info("texture fit kept the field's colours (training-view PSNR %.2f -> %.2f dB)", before, after)
         return mesh, {"texture_fit_psnr_before": before, "texture_fit_psnr_after": before, "texture_fit_pixels": int(len(uv))}
-    with torch.no_grad():
-        fitted = (texture().clamp(0, 1).numpy() * 255 + 0.5).astype(np.uint8)
+    fitted = pyramid.to_u8()
     log.info("texture fitted to %d photo pixels: PSNR %.2f -> %.2f dB on the training views", len(uv), before, after)
     return mesh.with_(base_color=fitted), {"texture_fit_psnr_before": before, "texture_fit_psnr_after": after,
                                          "texture_fit_pixels": int(len(uv))}

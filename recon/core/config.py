@@ -139,6 +139,11 @@ class BakeConfig(_Section):
     texture_fit_steps: int = Field(
         300, ge=0, description="Adam steps fitting the base colour to the training photos (0: the field's colour only).")
     texture_fit_lr: float = Field(0.01, gt=0, description="Learning rate of that fit (texture values in [0, 1]).")
+    refine_steps: int = Field(
+        1000, ge=0, description="Adam steps fitting the mesh's vertices and base colour to the training photos by "
+                                "differentiable rasterization (recon.bake.mesh_refine; 0: keep the extracted mesh).")
+    refine_lr: float = Field(0.1, gt=0, description="Vertex step of that fit, in mean edge lengths.")
+    refine_smoothness: float = Field(20.0, ge=0, description="Weight of the vertex offsets' Laplacian in that fit.")
     roughness: float = Field(0.8, ge=0, le=1, description="Default roughness until materials are fitted.")
     metallic: float = Field(0.0, ge=0, le=1, description="Default metallic until materials are fitted.")
     fscore_threshold: float = Field(

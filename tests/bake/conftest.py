@@ -63,6 +63,33 @@ def baked(torus_fine) -> Baked:
     return Baked(field, N, fine, mesh, layout, asset, stats)
 
 
+def torus_photos(baked: Baked, n_train: int = 16, n_test: int = 3, size: int = 64, inverted: bool = False):
+    """A Capture of the true torus (its fine surface) with the field's albedo (or its inverse: not what
+    the bake starts from) at ``size``^2, masks from coverage; and the cameras in original units."""
+    import torch
+
+    from recon.bake.extract import transform_points
+    from recon.core.types import Capture, FrameInfo
+    from recon.synth.cameras import sphere_cameras
+    from recon.synth.mesh import Mesh
+    from recon.synth.render import render_views
+
+    gt, N = baked.fine, baked.normalization
+    colors = baked.field.albedo(torch.as_tensor(transform_points(N, gt.vertices)).float()).numpy()
+    if inverted:
+        colors = 1.0 - colors
+    center = gt.bounds.mean(0)
+    radius = float(np.linalg.norm(gt.vertices - center, axis=1).max())
+    truth = Mesh(gt.vertices, gt.faces, None, None, colors.astype(np.float32), None, center, radius)
+    cams = sphere_cameras(n_train + n_test, center, radius, size, seed=5, up=(0, 0, 1))
+    views = render_views(truth, cams)
+    images = [(v["rgb"] * 255 + 0.5).astype(np.uint8) for v in views]
+    masks = [((v["alpha"] > 0.5) * 255).astype(np.uint8) for v in views]
+    frames = [FrameInfo(name=f"v{i}", source="synthetic", split="train" if i < n_train else "test")
+              for i in range(n_train + n_test)]
+    return Capture(images, cams.transformed(N), frames, masks, normalization=N), cams
+
+
 def run_node_tool(script: str, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
     """Run tools/<script> with node; the tools are installed by scripts/setup.sh (npm ci in tools/)."""
     node = shutil.which("node")
