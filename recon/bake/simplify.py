@@ -1,7 +1,10 @@
 """Mesh clean-up and quadric decimation to a triangle budget.
 
-Decimation is Garland-Heckbert quadric edge collapse (``fast-simplification``, a
-wrapper of Fast-Quadric-Mesh-Simplification). Clean-up removes what breaks UV
+Decimation is Garland-Heckbert quadric edge collapse with MeshLab's topology check
+(``pymeshlab``, ``preservetopology``): a collapse that would pinch the surface or fold a
+thin part into a double sheet is refused, so a watertight surface stays watertight, with
+its genus and its single piece (Fast-Quadric-Mesh-Simplification, used before, left the
+lego with 227 four-face edges and 11 slivers at 50k faces). Clean-up removes what breaks UV
 unwrapping and exporters: degenerate and duplicate faces, faces on edges shared by
 more than two faces (non-manifold), unreferenced vertices; holes left small are filled.
 """
@@ -97,18 +100,21 @@ def repair(mesh: trimesh.Trimesh) -> trimesh.Trimesh:
     return mesh
 
 
-def decimate(mesh: trimesh.Trimesh, target_faces: int, aggressiveness: float = 7.0) -> trimesh.Trimesh:
+def decimate(mesh: trimesh.Trimesh, target_faces: int, quality: float = 0.3) -> trimesh.Trimesh:
     """A repaired copy of ``mesh`` with about ``target_faces`` triangles (quadric edge collapse).
 
+    quality: MeshLab's triangle-shape threshold (0..1; higher avoids thin slivers).
     A mesh already within budget is only repaired.
     """
-    import fast_simplification
+    import pymeshlab
 
     if len(mesh.faces) > target_faces:
-        verts, faces = fast_simplification.simplify(
-            np.asarray(mesh.vertices, np.float64), np.asarray(mesh.faces, np.int32),
-            target_count=int(target_faces), agg=aggressiveness)
-        out = trimesh.Trimesh(verts, faces, process=False)
+        ms = pymeshlab.MeshSet()
+        ms.add_mesh(pymeshlab.Mesh(np.asarray(mesh.vertices, np.float64), np.asarray(mesh.faces, np.int32)))
+        ms.meshing_decimation_quadric_edge_collapse(targetfacenum=int(target_faces), qualitythr=quality,
+                                                    preservetopology=True, preservenormal=True,
+                                                    optimalplacement=True, planarquadric=True)
+        out = trimesh.Trimesh(ms.current_mesh().vertex_matrix(), ms.current_mesh().face_matrix(), process=False)
     else:
         out = mesh.copy()
     out = repair(out)
