@@ -165,7 +165,7 @@ def bake_asset(field, normalization: np.ndarray | None, out_dir: str | Path, nam
                                        smoothness=cfg.refine_smoothness)
         if asset is not baked:  # the vertices moved: measure the refined shape
             mesh = trimesh.Trimesh(asset.positions, asset.faces)  # merges the seam copies
-    if capture is not None and cfg.texture_fit_steps > 0:
+    if capture is not None and cfg.texture_fit_steps > 0 and asset is baked:  # refinement fits the colour too
         asset, tex_stats = refine_base_color(asset, capture, N, cfg.texture_fit_steps, cfg.texture_fit_lr)
         fit_stats.update(tex_stats)
     scale = _scale(N)

@@ -150,8 +150,8 @@ class _Views:
         return img * m + (1 - m)
 
 
-def refine_mesh(mesh: TexturedMesh, capture, normalization: np.ndarray, steps: int = 500, lr_position: float = 0.1,
-                lr_texture: float = 0.03, smoothness: float = 20.0, max_views: int = 100, seed: int = 0
+def refine_mesh(mesh: TexturedMesh, capture, normalization: np.ndarray, steps: int = 1500, lr_position: float = 0.07,
+                lr_texture: float = 0.03, smoothness: float = 60.0, max_views: int = 100, seed: int = 0
                 ) -> tuple[TexturedMesh, dict]:
     """``mesh`` with vertices and base colour fitted to the training photos; also returns its stats.
 

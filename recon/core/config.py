@@ -115,7 +115,7 @@ class FitConfig(_Section):
 class BakeConfig(_Section):
     """Mesh extraction, clean-up, UV unwrap and texture baking (recon.bake)."""
 
-    resolution: int = Field(256, ge=16, le=1024, description="Marching-cubes grid samples per axis over [-bound, bound]^3.")
+    resolution: int = Field(384, ge=16, le=1024, description="Marching-cubes grid samples per axis over [-bound, bound]^3.")
     bound: float = Field(1.0, gt=0, description="Half side of the normalised cube the surface is extracted from.")
     narrow_band: bool = Field(
         True, description="SDF fields: evaluate the grid only in blocks near the surface (a coarse pass finds them).")
@@ -126,7 +126,7 @@ class BakeConfig(_Section):
         "depth_fusion", description="Density fields: the surface from the fused depth maps of the training views "
                                     "(recon.bake.depth_fusion), or the level set density == density_threshold.")
     fusion_views: int = Field(60, ge=1, description="Training views whose rendered depth is fused (depth_fusion).")
-    fusion_trunc_voxels: float = Field(24.0, gt=0, description="TSDF truncation in extraction-grid cells (depth_fusion).")
+    fusion_trunc_voxels: float = Field(12.0, gt=0, description="TSDF truncation in extraction-grid cells (depth_fusion).")
     chunk_points: int = Field(1 << 18, ge=1024, description="Field queries per batch (bounds memory).")
     min_component_fraction: float = Field(
         0.05, gt=0, le=1, description="Keep connected components with at least this fraction of the largest's faces (1: largest only).")
@@ -137,13 +137,14 @@ class BakeConfig(_Section):
     fd_step: float = Field(
         0.0, ge=0, description="Finite-difference step for SDF normals in normalised units (0: half a grid cell).")
     texture_fit_steps: int = Field(
-        300, ge=0, description="Adam steps fitting the base colour to the training photos (0: the field's colour only).")
+        300, ge=0, description="Adam steps fitting the base colour alone to the training photos when the mesh "
+                                 "refinement did not run (0: the field's colour only).")
     texture_fit_lr: float = Field(0.01, gt=0, description="Learning rate of that fit (texture values in [0, 1]).")
     refine_steps: int = Field(
-        1000, ge=0, description="Adam steps fitting the mesh's vertices and base colour to the training photos by "
+        1500, ge=0, description="Adam steps fitting the mesh's vertices and base colour to the training photos by "
                                 "differentiable rasterization (recon.bake.mesh_refine; 0: keep the extracted mesh).")
-    refine_lr: float = Field(0.1, gt=0, description="Vertex step of that fit, in mean edge lengths.")
-    refine_smoothness: float = Field(20.0, ge=0, description="Weight of the vertex offsets' Laplacian in that fit.")
+    refine_lr: float = Field(0.07, gt=0, description="Vertex step of that fit, in mean edge lengths.")
+    refine_smoothness: float = Field(60.0, ge=0, description="Weight of the vertex offsets' Laplacian in that fit.")
     roughness: float = Field(0.8, ge=0, le=1, description="Default roughness until materials are fitted.")
     metallic: float = Field(0.0, ge=0, le=1, description="Default metallic until materials are fitted.")
     fscore_threshold: float = Field(
