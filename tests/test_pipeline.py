@@ -13,7 +13,7 @@ from recon.core.errors import InputError
 # A few hundred iterations and a coarse bake: enough for a recognisable avocado in ~1 minute.
 TINY = ["fit.iterations=300", "fit.minutes=null", "fit.batch_rays=1024", "fit.eval_every=0",
         "fit.checkpoint_every=0", "render.samples_per_ray=96", "bake.resolution=96", "bake.texture_size=256",
-        "bake.target_triangles=4000", "bake.preview_size=96", "bake.turntable_frames=4"]
+        "bake.target_triangles=4000", "bake.preview_size=96", "bake.turntable_frames=4", "bake.refine_steps=100"]
 
 
 @pytest.fixture(scope="module")
@@ -47,6 +47,7 @@ def test_recon_fit_goes_from_capture_to_a_finished_asset(job, avocado_capture):
     # the mesh is the avocado in its own units (a wrong normalisation would be off by the whole object)
     assert m["chamfer"] < 0.03 * _gt_diagonal(avocado_capture) and m["fscore"] > 0.3
     assert m["triangles"] > 1000 and m["uv_coverage"] > 0.2  # a real surface, textured (watertightness: bench_bake)
+    assert m["refine_psnr_after"] >= m["refine_psnr_before"] > 10  # the mesh was fitted to the training photos
     prov = json.loads((asset / "provenance.json").read_text())
     cap = json.loads((avocado_capture / "capture.json").read_text())
     assert prov["name"] == "avo" and prov["kind"] == "object" and prov["source_hash"] == cap["source"]["hash"]

@@ -48,7 +48,7 @@ REAL_OVERRIDES = [f"fit.iterations={REAL_ITERATIONS}", f"fit.checkpoint_every={R
                   "fit.batch_rays=256", "field.grid.n_levels=8", "field.grid.log2_hashmap_size=14",
                   "field.grid.max_resolution=128", "render.grid_resolution=32", "render.samples_per_ray=64",
                   "bake.resolution=32", "bake.texture_size=64", "bake.target_triangles=500", "bake.preview_size=64",
-                  "bake.turntable_frames=4"]
+                  "bake.turntable_frames=4", "bake.refine_steps=20"]
 
 
 def make_captures(root: Path, n: int = 4, real: bool = False) -> list[Path]:
