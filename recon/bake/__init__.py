@@ -161,7 +161,7 @@ def bake_asset(field, normalization: np.ndarray | None, out_dir: str | Path, nam
     baked = asset
     fit_stats = {}
     if capture is not None and cfg.refine_steps > 0:
-        asset, fit_stats = refine_mesh(asset, capture, N, cfg.refine_steps, cfg.refine_lr,
+        asset, fit_stats = refine_mesh(asset, capture, N, cfg.refine_steps, cfg.refine_lr, cfg.texture_fit_lr,
                                        smoothness=cfg.refine_smoothness)
         if asset is not baked:  # the vertices moved: measure the refined shape
             mesh = trimesh.Trimesh(asset.positions, asset.faces)  # merges the seam copies

@@ -151,12 +151,14 @@ class _Views:
 
 
 def refine_mesh(mesh: TexturedMesh, capture, normalization: np.ndarray, steps: int = 1500, lr_position: float = 0.07,
-                lr_texture: float = 0.03, smoothness: float = 60.0, max_views: int = 100, seed: int = 0
-                ) -> tuple[TexturedMesh, dict]:
+                lr_texture: float = 0.01, smoothness: float = 60.0, max_views: int = 100, views_per_step: int = 1,
+                levels: int = 4, seed: int = 0) -> tuple[TexturedMesh, dict]:
     """``mesh`` with vertices and base colour fitted to the training photos; also returns its stats.
 
     lr_position: Adam's step for the vertex offsets, in mean edge lengths.
     smoothness: weight of the offsets' squared Laplacian (in mean edge lengths) in the loss.
+    views_per_step: training views rendered per Adam step (their losses averaged).
+    levels: levels of the texture's residual pyramid (``ResidualPyramid``).
     """
     from ..ops.rasterize import rasterize
     from ..synth.render import screen_vertices
@@ -178,7 +180,7 @@ def refine_mesh(mesh: TexturedMesh, capture, normalization: np.ndarray, steps: i
     lap = uniform_laplacian(welded, n)
     uv_faces = torch.as_tensor(mesh.uvs, dtype=torch.float32)[torch.as_tensor(mesh.faces, dtype=torch.long)]  # (F, 3, 2)
     offset = torch.nn.Parameter(torch.zeros(n, 3))  # in mean edge lengths
-    pyramid = ResidualPyramid(mesh.base_color)
+    pyramid = ResidualPyramid(mesh.base_color, levels)
     opt = torch.optim.Adam([{"params": [offset], "lr": lr_position},
                             {"params": pyramid.parameters(), "lr": lr_texture}])
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.1 ** (s / steps))
@@ -206,11 +208,10 @@ def refine_mesh(mesh: TexturedMesh, capture, normalization: np.ndarray, steps: i
     before = photo_psnr(pos0, pyramid.texture().clamp(0, 1))
     with progress_bar("mesh refinement", total=steps) as bar:
         for _ in range(steps):
-            k = int(torch.randint(len(views), (1,), generator=gen))
-            photo = views.photo(k)
             pos = pos0 + offset * edge_len
-            img = render(k, pos, pyramid.texture())
-            loss = (img - photo).pow(2).mean()
+            tex = pyramid.texture()
+            picks = torch.randint(len(views), (views_per_step,), generator=gen).tolist()
+            loss = sum((render(k, pos, tex) - views.photo(k)).pow(2).mean() for k in picks) / len(picks)
             reg = torch.sparse.mm(lap, offset).pow(2).sum(1).mean()
             opt.zero_grad(set_to_none=True)
             (loss + smoothness * reg * 1e-3).backward()

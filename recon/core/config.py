@@ -139,7 +139,8 @@ class BakeConfig(_Section):
     texture_fit_steps: int = Field(
         300, ge=0, description="Adam steps fitting the base colour alone to the training photos when the mesh "
                                  "refinement did not run (0: the field's colour only).")
-    texture_fit_lr: float = Field(0.01, gt=0, description="Learning rate of that fit (texture values in [0, 1]).")
+    texture_fit_lr: float = Field(0.01, gt=0, description="Learning rate of the base colour in that fit and in the "
+                                                               "mesh refinement (texture values in [0, 1]).")
     refine_steps: int = Field(
         1500, ge=0, description="Adam steps fitting the mesh's vertices and base colour to the training photos by "
                                 "differentiable rasterization (recon.bake.mesh_refine; 0: keep the extracted mesh).")
