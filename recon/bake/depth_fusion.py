@@ -68,8 +68,7 @@ def fuse_depth(model, capture, resolution: int, bound: float = 1.0, trunc_voxels
     acc = torch.zeros(len(pts))
     wsum = torch.zeros(len(pts))
 
-    idx = capture.split_indices("train")
-    idx = idx[np.unique(np.linspace(0, len(idx) - 1, min(max_views, len(idx))).round().astype(int))]
+    idx = capture.split_indices("train", max_views)
     cams = CameraTensors.from_cameras(capture.cameras[idx])
     bg = torch.ones(3)
     with progress_bar("depth fusion", total=len(idx)) as bar:

@@ -26,7 +26,7 @@ from torch import Tensor
 from ..core.log import get_logger
 from ..core.progress import progress_bar
 from .textured_mesh import TexturedMesh
-from .texture_refine import ResidualPyramid, _lookup
+from .texture_refine import ResidualPyramid, lookup_texture
 
 log = get_logger(__name__)
 
@@ -100,8 +100,8 @@ def silhouette_antialias(color: Tensor, fid: Tensor, depth: Tensor, screen: Tens
     far = torch.where(fid >= 0, depth.detach(), torch.full_like(depth, float("inf")))
     delta = torch.zeros_like(color)
     for axis in (0, 1):  # horizontal, then vertical neighbours
-        sl_a = (slice(None), slice(0, -1)) if axis == 0 else (slice(0, -1), slice(None))
-        rows, cols = torch.nonzero(fid[sl_a] != (fid[:, 1:] if axis == 0 else fid[1:, :]), as_tuple=True)
+        first, second = (fid[:, :-1], fid[:, 1:]) if axis == 0 else (fid[:-1, :], fid[1:, :])
+        rows, cols = torch.nonzero(first != second, as_tuple=True)
         r2, c2 = (rows, cols + 1) if axis == 0 else (rows + 1, cols)
         a_front = far[rows, cols] < far[r2, c2]  # the nearer pixel is the surface's side
         rs, cs = torch.where(a_front, rows, r2), torch.where(a_front, cols, c2)
@@ -134,8 +134,7 @@ class _Views:
     """Training views for the fit: cameras in original units and photos over white (H, W, 3) in [0, 1]."""
 
     def __init__(self, capture, normalization: np.ndarray, max_views: int):
-        idx = capture.split_indices("train")
-        self.idx = idx[np.unique(np.linspace(0, len(idx) - 1, min(max_views, len(idx))).round().astype(int))]
+        self.idx = capture.split_indices("train", max_views)
         self.cams = capture.cameras[self.idx].transformed(np.linalg.inv(normalization))
         self.capture = capture
 
@@ -158,9 +157,9 @@ def refine_mesh(mesh: TexturedMesh, capture, normalization: np.ndarray, steps: i
     lr_position: Adam's step for the vertex offsets, in mean edge lengths.
     smoothness: weight, in thousandths, of the offsets' mean squared Laplacian (in mean edge lengths)
         beside the photos' mean squared error.
-    Stats: training-view PSNR (every 4th view) before and after, and the mean vertex move (original units).
     views_per_step: training views rendered per Adam step (their losses averaged).
     levels: levels of the texture's residual pyramid (``ResidualPyramid``).
+    Stats: training-view PSNR (every 4th view) before and after, and the mean vertex move (original units).
     """
     from ..ops.rasterize import rasterize
     from ..synth.render import screen_vertices
@@ -174,8 +173,8 @@ def refine_mesh(mesh: TexturedMesh, capture, normalization: np.ndarray, steps: i
     views = _Views(capture, normalization, max_views)
     index, welded = weld(mesh.positions, mesh.faces)
     n = int(index.max()) + 1
-    base = torch.zeros(n, 3, dtype=torch.float64)
-    base[torch.as_tensor(index)] = torch.as_tensor(mesh.positions, dtype=torch.float64)
+    pos0 = torch.zeros(n, 3)
+    pos0[torch.as_tensor(index)] = torch.as_tensor(mesh.positions, dtype=torch.float32)
     edge_len = float(np.linalg.norm(mesh.positions[mesh.faces[:, 0]] - mesh.positions[mesh.faces[:, 1]], axis=1).mean())
     faces = torch.as_tensor(welded, dtype=torch.long)
     neighbours = torch.as_tensor(edge_neighbours(welded))
@@ -197,7 +196,7 @@ def refine_mesh(mesh: TexturedMesh, capture, normalization: np.ndarray, steps: i
         f = fid[hit]
         uv = (bary[hit][..., None].float() * uv_faces[f]).sum(1)
         color = white.expand(H, W, 3).clone()
-        color = color.index_put(torch.nonzero(hit, as_tuple=True), _lookup(tex, uv))
+        color = color.index_put(torch.nonzero(hit, as_tuple=True), lookup_texture(tex, uv))
         return silhouette_antialias(color, fid, depth, screen, faces, neighbours)
 
     def photo_psnr(pos: Tensor, tex: Tensor) -> float:
@@ -205,7 +204,6 @@ def refine_mesh(mesh: TexturedMesh, capture, normalization: np.ndarray, steps: i
             err = [(render(k, pos, tex) - views.photo(k)).pow(2).mean() for k in range(0, len(views), 4)]
         return float(-10 * torch.log10(torch.stack(err).mean()))
 
-    pos0 = base.float()
     before = photo_psnr(pos0, pyramid.texture().clamp(0, 1))
     with progress_bar("mesh refinement", total=steps) as bar:
         for _ in range(steps):

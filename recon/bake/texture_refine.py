@@ -29,8 +29,7 @@ def photo_samples(mesh: TexturedMesh, capture, normalization: np.ndarray, max_vi
     from ..ops.rasterize import rasterize
     from ..synth.render import screen_vertices
 
-    idx = capture.split_indices("train")
-    idx = idx[np.unique(np.linspace(0, len(idx) - 1, min(max_views, len(idx))).round().astype(int))]
+    idx = capture.split_indices("train", max_views)
     cams = capture.cameras[idx].transformed(np.linalg.inv(normalization))
     verts = torch.as_tensor(mesh.positions, dtype=torch.float64)
     faces = torch.as_tensor(mesh.faces, dtype=torch.long)
@@ -48,7 +47,7 @@ def photo_samples(mesh: TexturedMesh, capture, normalization: np.ndarray, max_vi
     return torch.cat(uv_all), torch.cat(rgb_all)
 
 
-def _lookup(tex: torch.Tensor, uv: torch.Tensor) -> torch.Tensor:
+def lookup_texture(tex: torch.Tensor, uv: torch.Tensor) -> torch.Tensor:
     """Bilinear lookups of a (S, S, 3) texture at glTF uvs (P, 2) -> (P, 3)."""
     grid = (uv * 2 - 1)[None, None]  # x = u across columns, y = v down rows
     return F.grid_sample(tex.permute(2, 0, 1)[None], grid, mode="bilinear", align_corners=False)[0, :, 0].T
@@ -99,13 +98,13 @@ def refine_base_color(mesh: TexturedMesh, capture, normalization: np.ndarray, st
     def psnr() -> float:
         with torch.no_grad():
             tex = texture().clamp(0, 1)
-            err = torch.cat([(_lookup(tex, u) - c).pow(2) for u, c in zip(uv.split(1 << 18), rgb.split(1 << 18))])
+            err = torch.cat([(lookup_texture(tex, u) - c).pow(2) for u, c in zip(uv.split(1 << 18), rgb.split(1 << 18))])
         return float(-10 * torch.log10(err.mean()))
 
     before = psnr()
     for _ in range(steps):
         sel = torch.randint(len(uv), (min(batch, len(uv)),), generator=gen)
-        loss = (_lookup(texture(), uv[sel]) - rgb[sel]).pow(2).mean()
+        loss = (lookup_texture(texture(), uv[sel]) - rgb[sel]).pow(2).mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

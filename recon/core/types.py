@@ -172,9 +172,12 @@ class Capture:
     def __len__(self) -> int:
         return len(self.images)
 
-    def split_indices(self, split: str) -> np.ndarray:
-        """Indices of frames in ``split`` ("train" or "test")."""
-        return np.array([i for i, f in enumerate(self.frames) if f.split == split], dtype=np.int64)
+    def split_indices(self, split: str, max_count: int | None = None) -> np.ndarray:
+        """Indices of frames in ``split`` ("train" or "test"); at most ``max_count``, spread evenly over them."""
+        idx = np.array([i for i, f in enumerate(self.frames) if f.split == split], dtype=np.int64)
+        if max_count is None or len(idx) <= max_count:
+            return idx
+        return idx[np.unique(np.linspace(0, len(idx) - 1, max_count).round().astype(int))]
 
     def subset(self, idx) -> "Capture":
         """A capture with only the frames ``idx`` (same normalisation, points and meta)."""

@@ -17,8 +17,8 @@ def test_edge_neighbours_of_a_quad_and_its_boundary():
     faces = np.array([[0, 1, 2], [0, 2, 3]])  # edge k runs corner k+1 -> k+2
     nb = edge_neighbours(faces)
     assert nb.tolist() == [[-1, 1, -1], [-1, -1, 0]]  # face 0's edge 2->0 and face 1's edge 0->2 are shared
-    tet = trimesh.creation.box().faces
-    assert (edge_neighbours(tet) >= 0).all()  # closed: no boundary edge
+    box = trimesh.creation.box().faces
+    assert (edge_neighbours(box) >= 0).all()  # closed: no boundary edge
 
 
 def test_weld_merges_seam_copies():

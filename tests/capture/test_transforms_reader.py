@@ -62,7 +62,11 @@ def test_lego_capture_matches_source(lego_out, shared_data):
 def test_lego_folder_reads_back(lego_out, synth):
     cap = read_transforms(lego_out, CaptureConfig())
     assert len(cap) == 125 and cap.meta["normalized"] and cap.masks is not None
-    assert len(cap.split_indices("test")) == 25
+    test = cap.split_indices("test")
+    assert len(test) == 25
+    few = cap.split_indices("test", 5)  # at most 5, spread evenly from the first to the last
+    assert few.tolist() == test[[0, 6, 12, 18, 24]].tolist()
+    assert np.array_equal(cap.split_indices("test", 100), test)
     assert cap.frames[0].source.endswith("r_0.png") and "lego" in cap.frames[0].source  # provenance kept
     # The subject (every mask pixel) lies inside the normalised unit sphere.
     cov = synth.mask_coverage(cap.cameras, cap.masks)
