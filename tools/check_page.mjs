@@ -1,13 +1,14 @@
 // Load an HTML page in headless Chromium (Debian's /usr/bin/chromium, driven by playwright-core)
-// and report what it logged. Usage: node check_page.mjs FILE_OR_URL [READY_SELECTOR] [SCREENSHOT.png]
-// Waits for READY_SELECTOR (default: none) up to 60 s, then prints one JSON object:
+// and report what it logged. Usage: node check_page.mjs FILE_OR_URL [READY_SELECTOR] [SCREENSHOT.png] [ELEMENT]
+// Waits for READY_SELECTOR (default: none) up to 60 s, then prints one JSON object
+// (with ELEMENT, a CSS selector, the screenshot is of that element alone, taken after 2 s to let it draw):
 // {"ready": bool, "ms": n, "messages": [{"type", "text"}...]} where type is a console level,
 // "pageerror" (uncaught exception) or "requestfailed".
 import { chromium } from 'playwright-core';
 import { pathToFileURL } from 'node:url';
 import { existsSync } from 'node:fs';
 
-const [target, ready, shot] = process.argv.slice(2);
+const [target, ready, shot, element] = process.argv.slice(2);
 const url = existsSync(target) ? pathToFileURL(target).href : target;
 const browser = await chromium.launch({
   executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
@@ -26,7 +27,10 @@ try {
   await page.goto(url, { waitUntil: 'load', timeout: 60000 });
   if (ready) await page.waitForSelector(ready, { timeout: 60000, state: 'attached' });
   ok = true;
-  if (shot) await page.screenshot({ path: shot, fullPage: true });
+  if (shot && element) {
+    await page.waitForTimeout(2000);
+    await page.locator(element).screenshot({ path: shot });
+  } else if (shot) await page.screenshot({ path: shot, fullPage: true });
 } catch (e) {
   messages.push({ type: 'timeout', text: String(e).slice(0, 500) });
 } finally {

@@ -5,7 +5,16 @@
 
 writes ``out/cat/asset/``: ``cat.glb``, ``cat.obj`` + ``.mtl`` + PNG textures, ``cat.ply``,
 ``metrics.json``, ``thumb.png``, ``turntable.mp4`` and ``report.html``, all at once (a
-temporary folder renamed into place), in the capture's original units.
+temporary folder renamed into place), in the capture's original units, stood upright as
+glTF wants (the capture's up along +Y, lowest point at y = 0, centred in x/z; the rigid
+transform from the capture's frame is recorded as ``frame`` in metrics.json).
+
+The base colour is the field's view-averaged radiance: the capture's light is in it, so
+the asset is written unlit (``material: radiance``, glTF ``KHR_materials_unlit``) and its
+previews are rendered unlit. Every PSNR names what it measured: ``psnr_heldout_baked``
+(the baked mesh against held-out photos; ``psnr_train_baked`` when the capture has no
+held-out views), ``psnr_heldout_field`` / ``psnr_train_field`` (the fitted field, from
+the fit's eval.json), each with ``_views``, ``_split`` and ``_region``.
 
 Stages, each usable alone: ``extract_surface`` (marching cubes, clean-up), ``decimate``,
 ``unwrap`` (xatlas), ``bake_textures`` (base colour, normal, ORM maps from the field),
@@ -52,28 +61,30 @@ def _scale(normalization: np.ndarray) -> float:
     return float(abs(np.linalg.det(np.asarray(normalization, np.float64)[:3, :3])) ** (1 / 3))
 
 
-def _capture_up(capture, normalization: np.ndarray) -> np.ndarray:
-    """The mean image-up direction of the capture's cameras, in original units (people hold cameras upright)."""
-    if capture is None or capture.cameras is None:
-        return np.array([0.0, 1.0, 0.0])
-    up_n = -capture.cameras.c2w[:, :3, 1].mean(0)  # OpenCV: y points down the image
-    up = np.linalg.inv(np.asarray(normalization, np.float64)[:3, :3]) @ up_n
-    n = np.linalg.norm(up)
-    return up / n if n > 1e-9 else np.array([0.0, 1.0, 0.0])
+def _capture_up(capture, normalization: np.ndarray) -> tuple[np.ndarray, str]:
+    """The capture's up direction in its original world and where it came from (``recon.capture.upright``);
+    +Y without a capture."""
+    from ..capture.upright import with_up
+
+    meta = {} if capture is None else with_up(capture.meta, capture.cameras, normalization=normalization)
+    if meta.get("up") is None:
+        return np.array([0.0, 1.0, 0.0]), "none (the field's +Y)"
+    return np.asarray(meta["up"], np.float64), meta.get("up_method", "?")
 
 
 def _heldout(mesh: TexturedMesh, capture, normalization: np.ndarray) -> tuple[dict, list]:
-    """PSNR of the baked mesh (unlit, over white) against held-out photos (composited over white with masks)."""
+    """PSNR of the baked mesh (unlit, over white) against held-out photos (composited over white with masks);
+    against training photos, named so, when the capture holds none out."""
     from ..eval.metrics import psnr
     from .preview import render
 
-    idx = capture.split_indices("test")[:HELDOUT_VIEWS] if capture.cameras is not None else []
+    if capture.cameras is None:
+        return {}, []
+    split = "test" if len(capture.split_indices("test")) else "train"
+    idx = capture.split_indices(split, HELDOUT_VIEWS)
     if len(idx) == 0:
         return {}, []
     cams = capture.cameras[idx].transformed(np.linalg.inv(normalization))
-    if cams.has_distortion:
-        log.warning("held-out PSNR skipped: the capture's cameras have lens distortion")
-        return {}, []
     views = render(mesh, cams, lit=False)
     scores, pairs = [], []
     for k, (i, v) in enumerate(zip(idx, views)):
@@ -86,7 +97,23 @@ def _heldout(mesh: TexturedMesh, capture, normalization: np.ndarray) -> tuple[di
             scores.append(psnr(v["rgb"], photo, mask=v["alpha"] > 0.5))
         pairs.append(((photo * 255 + 0.5).astype(np.uint8), (np.clip(v["rgb"], 0, 1) * 255 + 0.5).astype(np.uint8),
                       f"{capture.frames[i].name}: PSNR {scores[-1]:.2f} dB"))
-    return {"psnr_heldout": float(np.mean(scores)), "psnr_heldout_views": len(scores)}, pairs
+    key = "psnr_heldout_baked" if split == "test" else "psnr_train_baked"
+    region = "full frame, photo over white outside its mask" if capture.masks is not None else \
+        "inside the asset's silhouette (no masks)"
+    return {key: float(np.mean(scores)), f"{key}_views": len(scores), f"{key}_split": split,
+            f"{key}_region": region}, pairs
+
+
+def _report_camera(capture, normalization: np.ndarray, A: np.ndarray, asset: TexturedMesh) -> dict | None:
+    """The report's 3D view opens at the first held-out photo's camera (in the asset's frame)."""
+    from .report import viewer_camera
+
+    idx = capture.split_indices("test", 1) if capture is not None and capture.cameras is not None else []
+    if len(idx) == 0:
+        return None
+    cam = capture.cameras[idx].transformed(A @ np.linalg.inv(normalization))
+    center = (asset.positions.min(0) + asset.positions.max(0)) / 2
+    return viewer_camera(cam.c2w[0], float(cam.fy[0]), int(cam.height[0]), center)
 
 
 def _ground_truth(gt_mesh, capture):
@@ -106,14 +133,19 @@ def _ground_truth(gt_mesh, capture):
 
 
 def _fold_fit_scores(metrics: dict, fit_eval: dict) -> None:
-    """Keep the field's held-out scores under "fit"; "psnr" is the baked asset's when measured, else the field's."""
+    """The field's scores (eval.json) under "fit", and as ``<score>_<heldout|train>_field`` figures
+    that say which split, how many views and which region they measured."""
     metrics["fit"] = {k: v for k, v in fit_eval.items() if k != "views"}  # per-view scores stay in eval.json
-    psnr = metrics.get("psnr_heldout", fit_eval.get("psnr"))
-    if psnr is not None:
-        metrics["psnr"] = psnr
-    for key in ("ssim", "mask_iou"):
-        if key in fit_eval:
-            metrics.setdefault(key, fit_eval[key])
+    if fit_eval.get("psnr") is None:
+        return
+    key = "heldout" if fit_eval.get("split") == "test" else "train"
+    for score in ("psnr", "ssim", "mask_iou"):
+        if score in fit_eval:
+            metrics[f"{score}_{key}_field"] = fit_eval[score]
+    metrics[f"psnr_{key}_field_views"] = fit_eval.get("n_views")
+    metrics[f"psnr_{key}_field_split"] = fit_eval.get("split")
+    metrics[f"psnr_{key}_field_region"] = "inside the masks" if fit_eval.get("mask_mode") == "weight" else \
+        "full frame"
 
 
 def bake_asset(field, normalization: np.ndarray | None, out_dir: str | Path, name: str, capture=None,
@@ -124,18 +156,22 @@ def bake_asset(field, normalization: np.ndarray | None, out_dir: str | Path, nam
     field: a ``SurfaceField`` or anything ``as_surface_field`` accepts (recon.fields).
     normalization: the capture's 4x4 original -> normalised similarity (None: the field's
         ``normalization`` buffer when it has one, as recon.fields do, else identity).
-    capture: the (normalised) Capture the field was fitted to: held-out PSNR, the report's
-        photos and the turntable's up direction come from it.
+    capture: the (normalised) Capture the field was fitted to: refinement, held-out PSNR, the
+        report's photos and the asset's up direction come from it (photos with lens distortion
+        are undistorted first).
     gt_mesh: ground truth in original units (trimesh or path) for Chamfer / F-score; a
         synthetic capture's source mesh is used when not given.
     occupancy: the fit's occupancy grid (``.binary`` (G, G, G) bool, ``.bound``): only the
         space the fit found occupied is meshed, so floaters it never rendered are dropped.
     fit_eval: the field's held-out scores (eval.json), kept in metrics.json under "fit".
-    provenance: written as provenance.json (what the library records about the source).
+    provenance: written as provenance.json (what the library records about the source); its
+        ``kind`` / ``requested_subject`` are copied into metrics.json, and ``frame`` is added.
     overwrite: replace an existing non-empty asset folder.
     """
     import trimesh
 
+    from ..capture.undistort import undistort_capture
+    from ..capture.upright import upright_transform
     from ..eval.metrics import mesh_chamfer_fscore
     from .mesh_refine import refine_mesh
     from .preview import write_previews
@@ -148,6 +184,9 @@ def bake_asset(field, normalization: np.ndarray | None, out_dir: str | Path, nam
     surface = as_surface_field(field, cfg.density_threshold)
     dest = Path(out_dir) / "asset"
     t0 = time.perf_counter()
+    if capture is not None and capture.cameras is not None and capture.cameras.has_distortion:
+        log.info("undistorting the photos for the mesh renderer (pinhole only)")
+        capture = undistort_capture(capture)
 
     occ = {} if occupancy is None else {"occupancy": occupancy.binary, "occupancy_bound": float(occupancy.bound)}
     fine = extract_surface(surface, N, cfg.resolution, cfg.bound, cfg.level, cfg.chunk_points,
@@ -158,7 +197,8 @@ def bake_asset(field, normalization: np.ndarray | None, out_dir: str | Path, nam
     asset, stats = bake_textures(surface, N, mesh, layout, cfg.texture_size, voxel=voxel,
                                  normal_map=cfg.normal_map, fd_step=cfg.fd_step, roughness=cfg.roughness,
                                  metallic=cfg.metallic, chunk_points=cfg.chunk_points)
-    baked = asset
+    # the colour is captured radiance; roughness/metallic are not fitted, so none are written
+    asset = baked = asset.with_(material="radiance", orm=None)
     fit_stats = {}
     if capture is not None and cfg.refine_steps > 0:
         asset, fit_stats = refine_mesh(asset, capture, N, cfg.refine_steps, cfg.refine_lr, cfg.texture_fit_lr,
@@ -169,14 +209,21 @@ def bake_asset(field, normalization: np.ndarray | None, out_dir: str | Path, nam
         asset, tex_stats = refine_base_color(asset, capture, N, cfg.texture_fit_steps, cfg.texture_fit_lr)
         fit_stats.update(tex_stats)
     scale = _scale(N)
+    up, up_method = _capture_up(capture, N)
+    A = upright_transform(up, asset.positions)  # capture's frame (original units) -> the asset's
+    frame = {"up": [float(v) for v in up], "up_method": up_method, "asset_from_capture": A.round(9).tolist(),
+             "note": "asset = asset_from_capture @ capture-frame point (rigid, units kept); "
+                     "its inverse returns the asset to the capture's frame"}
+    prov = {k: provenance[k] for k in ("kind", "requested_subject") if k in (provenance or {})}
     metrics: dict = {
-        "name": name, "triangles": int(len(mesh.faces)), "vertices": int(len(mesh.vertices)),
+        "name": name, **prov, "material": "radiance", "triangles": int(len(mesh.faces)),
+        "vertices": int(len(mesh.vertices)),
         "watertight": bool(mesh.is_watertight), "extracted_triangles": int(len(fine.faces)),
         "extracted_watertight": bool(fine.is_watertight), "extraction_resolution": cfg.resolution,
         "texture_size": cfg.texture_size, "uv_charts": layout.charts, "uv_coverage": stats.uv_coverage,
         "texels_moved_mean": stats.mean_projection, "area": float(mesh.area),
         "volume": float(mesh.volume) if mesh.is_watertight else None,
-        "extent": [float(v) for v in mesh.extents], "units": "capture (original)", **fit_stats,
+        "units": "capture (original)", "frame": frame, **fit_stats,
     }
     gt = _ground_truth(gt_mesh, capture)
     if gt is not None:
@@ -189,12 +236,14 @@ def bake_asset(field, normalization: np.ndarray | None, out_dir: str | Path, nam
         metrics.update(heldout)
     if fit_eval is not None:
         _fold_fit_scores(metrics, fit_eval)
+    asset = asset.transformed(A)
+    metrics["extent"] = [float(v) for v in asset.positions.max(0) - asset.positions.min(0)]  # x, y (up), z
 
     with atomic_dir(dest, overwrite=overwrite) as tmp:
         files = []
         for fmt in ("glb", "obj", "ply"):
             files += [p.name for p in write_mesh(asset, tmp / f"{name}.{fmt}")]
-        previews = write_previews(asset, tmp, cfg.turntable_frames, cfg.preview_size, _capture_up(capture, N))
+        previews = write_previews(asset, tmp, cfg.turntable_frames, cfg.preview_size)
         metrics["turntable_codec"] = previews["turntable_codec"]
         metrics["bake_seconds"] = round(time.perf_counter() - t0, 2)
         metrics["files"] = sorted(files + ["thumb.png", "turntable.mp4", "report.html", "metrics.json"]
@@ -207,11 +256,11 @@ def bake_asset(field, normalization: np.ndarray | None, out_dir: str | Path, nam
         if asset.normal_map is not None:
             textures["normal"] = asset.normal_map
         page = build_report(name, (tmp / f"{name}.glb").read_bytes(), metrics, previews["thumb"], inputs, pairs,
-                            textures)
+                            textures, _report_camera(capture, N, A, asset))
         (tmp / "report.html").write_text(page, encoding="utf-8")
         (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2))
         if provenance is not None:
-            (tmp / "provenance.json").write_text(json.dumps(provenance, indent=2))
+            (tmp / "provenance.json").write_text(json.dumps({**provenance, "frame": frame}, indent=2))
     log.info("baked %s: %d triangles, watertight %s, %s", name, metrics["triangles"], metrics["watertight"], dest)
     return metrics
 

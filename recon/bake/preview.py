@@ -1,8 +1,9 @@
 """Pictures of a baked asset: thumbnail, turntable video, renders at the capture's cameras.
 
 All rendering goes through ``recon.synth.render_views`` (the project's mesh renderer):
-the baked mesh with its base-colour texture, lit (``lambert``) for previews and unlit
-for comparisons with photos, where the field's colour is what the photo shows.
+the baked mesh with its base-colour texture, unlit where that colour is the captured
+radiance (lighting already in it: lit again it would be lit twice) and for comparisons
+with photos; a ``pbr`` mesh's previews are lit (``lambert``).
 """
 from __future__ import annotations
 
@@ -47,9 +48,15 @@ def orbit_cameras(center: np.ndarray, radius: float, n: int, size: int, up=(0.0,
     return Cameras.create(look_at(eyes, center, up), f, f, size / 2, size / 2, size, size)
 
 
-def render(mesh: TexturedMesh, cameras: Cameras, lit: bool = True, supersample: int = 2) -> list[dict]:
-    """``render_views`` of the asset: dicts with rgb (H, W, 3) float in [0, 1] over white and alpha."""
+def render(mesh: TexturedMesh, cameras: Cameras, lit: bool | None = None, supersample: int = 2) -> list[dict]:
+    """``render_views`` of the asset: dicts with rgb (H, W, 3) float in [0, 1] over white and alpha.
+
+    lit: Lambert shading; None: lit unless the mesh's colour is radiance.
+    """
     from ..synth.render import render_views
+
+    if lit is None:
+        lit = not mesh.unlit
 
     return render_views(synth_mesh(mesh), cameras, supersample=supersample,
                         shading="lambert" if lit else "unlit")
@@ -81,7 +88,11 @@ def encode_video(frames: list[np.ndarray], fps: int = 24) -> tuple[bytes, str]:
             except (ValueError, av.error.FFmpegError):
                 continue
         else:  # pragma: no cover - depends on the FFmpeg build
-            raise RuntimeError("no MP4 video encoder in PyAV's FFmpeg")
+            from ..core.errors import MissingDependencyError
+
+            raise MissingDependencyError(
+                "av", "turntable.mp4", need="an H.264 or MPEG-4 video encoder, which PyAV's FFmpeg lacks",
+                hint="install PyAV's binary wheel, which bundles one (pip install --force-reinstall av)")
         stream.width, stream.height = w - w % 2, h - h % 2
         stream.pix_fmt = "yuv420p"
         if stream.codec_context.name == "mpeg4":

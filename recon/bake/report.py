@@ -70,13 +70,29 @@ model-viewer{width:640px;height:480px;background:#fff;border:1px solid #ddd}
 """
 
 
+def viewer_camera(c2w: np.ndarray, fy: float, height: int, center: np.ndarray) -> dict[str, str]:
+    """<model-viewer> attributes that open the 3D view at a photo's camera (roll aside: the viewer
+    keeps +Y up). c2w: (4, 4) OpenCV camera-to-world in the asset's frame; center: the asset's
+    bounding-box centre, projected on the optical axis to give the orbit's target."""
+    p, z = c2w[:3, 3], c2w[:3, 2] / np.linalg.norm(c2w[:3, 2])
+    target = p + z * max(float((np.asarray(center) - p) @ z), 1e-6)
+    off = p - target
+    r = float(np.linalg.norm(off))
+    theta, phi = np.degrees(np.arctan2(off[0], off[2])), np.degrees(np.arccos(np.clip(off[1] / r, -1, 1)))
+    fov = np.degrees(2 * np.arctan(height / 2 / fy))
+    return {"camera-orbit": f"{theta:.3f}deg {phi:.3f}deg {r:.6g}m",
+            "camera-target": " ".join(f"{v:.6g}m" for v in target), "field-of-view": f"{fov:.3f}deg",
+            "min-camera-orbit": "auto auto 0m", "min-field-of-view": "1deg", "max-field-of-view": "120deg"}
+
+
 def build_report(name: str, glb: bytes, metrics: dict, thumb: np.ndarray | None = None,
                  inputs: list[np.ndarray] = (), pairs: list[tuple[np.ndarray, np.ndarray, str]] = (),
-                 textures: dict[str, np.ndarray] | None = None) -> str:
+                 textures: dict[str, np.ndarray] | None = None, camera: dict[str, str] | None = None) -> str:
     """The report page as a string.
 
     inputs: capture frames (H, W, 3) uint8 for the strip; pairs: (photo, render, caption)
-    for held-out views; textures: name -> (H, W, 3) uint8 texture shown small.
+    for held-out views; textures: name -> (H, W, 3) uint8 texture shown small; camera: where
+    the 3D view opens (``viewer_camera``: the first held-out photo's camera), else model-viewer's default.
     """
     from .. import __version__
 
@@ -92,8 +108,15 @@ def build_report(name: str, glb: bytes, metrics: dict, thumb: np.ndarray | None 
     parts.append("<h2>3D view</h2>")
     if js is not None:
         src = "data:model/gltf-binary;base64," + base64.b64encode(glb).decode()
+        # a radiance asset is unlit: shown as captured, without tone mapping or a cast shadow
+        look = 'tone-mapping="none" shadow-intensity="0"' if metrics.get("material") == "radiance" else \
+            'shadow-intensity="0.6"'
+        cam = "".join(f' {k}="{html.escape(v)}"' for k, v in (camera or {}).items())
         parts.append(f'<model-viewer id=viewer src="{src}" alt="{html.escape(name)}" camera-controls '
-                     'auto-rotate shadow-intensity="0.6" exposure="1" loading="eager"></model-viewer>')
+                     f'auto-rotate auto-rotate-delay="5000" interaction-prompt="none" {look}{cam} exposure="1" '
+                     'loading="eager"></model-viewer>')
+        if camera:
+            parts.append("<div class=sub>The view opens at the first held-out photo's camera.</div>")
         # load/error flags let a test (or a person) tell that the model displayed
         parts.append("<script>const mv=document.getElementById('viewer');"
                      "mv.addEventListener('load',()=>document.body.dataset.modelLoaded='1');"

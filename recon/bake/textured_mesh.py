@@ -8,7 +8,7 @@ import numpy as np
 
 @dataclass(frozen=True)
 class TexturedMesh:
-    """A UV-mapped mesh with metallic-roughness PBR textures, in the capture's original units.
+    """A UV-mapped mesh with its textures, in the asset's frame (the capture's units, +Y up).
 
     positions: (V, 3) float32; vertices are split along UV seams.
     normals: (V, 3) float32 unit smooth vertex normals (equal on both sides of a seam).
@@ -20,6 +20,8 @@ class TexturedMesh:
     tangents: (V, 4) float32 unit tangents (+u direction) with handedness w = ±1; the bitangent
         ``cross(normal, tangent.xyz) * w`` points up the image. Needed with a normal map.
     vertex_colors: (V, 3) uint8 sRGB colour at each vertex (PLY), or None.
+    material: "pbr" (base colour is albedo, lit by a renderer) or "radiance" (base colour is the
+        captured radiance, lighting included: writers flag it unlit, previews render it unlit).
     """
 
     positions: np.ndarray
@@ -31,8 +33,11 @@ class TexturedMesh:
     orm: np.ndarray | None = None
     tangents: np.ndarray | None = None
     vertex_colors: np.ndarray | None = None
+    material: str = "pbr"
 
     def __post_init__(self):
+        if self.material not in ("pbr", "radiance"):
+            raise ValueError(f"material must be 'pbr' or 'radiance', got {self.material!r}")
         v = len(self.positions)
         for name in ("normals", "uvs", "tangents", "vertex_colors"):
             a = getattr(self, name)
@@ -59,6 +64,20 @@ class TexturedMesh:
 
     def with_(self, **changes) -> "TexturedMesh":
         return replace(self, **changes)
+
+    @property
+    def unlit(self) -> bool:
+        return self.material == "radiance"
+
+    def transformed(self, T: np.ndarray) -> "TexturedMesh":
+        """The mesh moved by the rigid 4x4 ``T`` (positions, normals and tangents)."""
+        R, t = np.asarray(T, np.float64)[:3, :3], np.asarray(T, np.float64)[:3, 3]
+        tangents = None
+        if self.tangents is not None:
+            tangents = self.tangents.copy()
+            tangents[:, :3] = (self.tangents[:, :3] @ R.T).astype(np.float32)
+        return replace(self, positions=(self.positions @ R.T + t).astype(np.float32),
+                       normals=(self.normals @ R.T).astype(np.float32), tangents=tangents)
 
     def to_trimesh(self, textured: bool = True):
         """A ``trimesh.Trimesh`` with the base colour texture (PBR material) or vertex colours."""

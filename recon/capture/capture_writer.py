@@ -106,6 +106,8 @@ def transforms_dict(cap: Capture) -> dict[str, Any]:
                       "normalization: 4x4 similarity original world -> normalised world",
         "normalization": np.asarray(cap.normalization, dtype=np.float64).tolist(),
         "normalization_method": cap.meta.get("normalization_method"),
+        "up": cap.meta.get("up"),  # the subject's up direction in this world (recon.capture.upright)
+        "up_method": cap.meta.get("up_method"),
     }
     return out
 

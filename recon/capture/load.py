@@ -80,7 +80,8 @@ def read_source(source: str | Path, cfg: CaptureConfig) -> Capture:
 def load_capture(source: str | Path, config: CaptureConfig | None = None, normalize: bool = True) -> Capture:
     """Read any supported source into a Capture with cameras, normalised to the unit sphere.
 
-    Frames without poses get cameras from structure-from-motion (pycolmap).
+    Frames without poses get cameras from structure-from-motion (pycolmap); ``meta["up"]``
+    says which way is up (``recon.capture.upright``).
     """
     cfg = config or CaptureConfig()
     cap = read_source(source, cfg)
@@ -90,7 +91,11 @@ def load_capture(source: str | Path, config: CaptureConfig | None = None, normal
     if normalize and not cap.meta.get("normalized", False):
         from .normalize import normalize_capture
         cap = normalize_capture(cap)
-    return cap
+    from dataclasses import replace
+
+    from .upright import with_up
+
+    return replace(cap, meta=with_up(cap.meta, cap.cameras, cfg.up, cap.normalization))
 
 
 def capture_to_folder(source: str | Path, out: str | Path, config: CaptureConfig | None = None,

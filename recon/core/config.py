@@ -43,6 +43,9 @@ class CaptureConfig(_Section):
     max_size: int | None = Field(None, ge=16, description="Downscale images so the longest side is at most this.")
     test_every: int = Field(8, ge=0, description="Hold out every k-th frame as test when the source has no split (0: none).")
     masks: Literal["auto", "none"] = Field("auto", description="Use masks from the source (alpha, mask files).")
+    up: Literal["auto", "x", "y", "z", "-x", "-y", "-z"] = Field(
+        "auto", description="The subject's up axis in the source's world (auto: the source's convention, "
+                            "else estimated from the cameras); assets are written with it along +Y.")
     sfm: SfMConfig = Field(default_factory=SfMConfig)
 
 

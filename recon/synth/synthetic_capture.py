@@ -61,11 +61,12 @@ def read_depth(path: str | Path) -> np.ndarray:
 
 
 def synth_capture(mesh_path: str | Path, out: str | Path, views: int = 60, test_views: int = 10,
-                  size: int = 256, seed: int = 0, overwrite: bool = False) -> Capture:
+                  size: int = 256, seed: int = 0, overwrite: bool = False, up=(0.0, 1.0, 0.0)) -> Capture:
     """Render ``views`` training and ``test_views`` test views of a mesh into the capture folder ``out``.
 
     Cameras lie on a sphere around the mesh (see ``recon.synth.cameras``), jittered
-    by ``seed``; meshes without a texture get the procedural pattern of ``seed``.
+    by ``seed`` and held level with respect to ``up`` (the mesh's up axis, +Y for glTF/OBJ/PLY
+    files; recorded as the capture's up); meshes without a texture get the procedural pattern of ``seed``.
     The returned Capture is normalised: the mesh's bounding sphere (times the
     capture normaliser's margin) maps to the unit sphere. The folder is written
     atomically: on any error ``out`` is left as it was.
@@ -78,7 +79,8 @@ def synth_capture(mesh_path: str | Path, out: str | Path, views: int = 60, test_
                                f"(got {views}, {test_views}, {size})")
     mesh_path = Path(mesh_path)
     mesh = load_mesh(mesh_path, seed=seed)
-    cams = train_test_cameras(views, test_views, mesh.center, mesh.radius, size, seed=seed)
+    up = np.asarray(up, np.float64) / np.linalg.norm(up)
+    cams = train_test_cameras(views, test_views, mesh.center, mesh.radius, size, seed=seed, up=up)
     n = len(cams)
     digits = max(3, len(str(n - 1)))
     frames = [FrameInfo(name=f"r_{i:0{digits}d}", source=str(mesh_path), index=i,
@@ -88,7 +90,7 @@ def synth_capture(mesh_path: str | Path, out: str | Path, views: int = 60, test_
     for i in track(range(n), f"rendering {mesh_path.name}", total=n):
         rendered.append(render_views(mesh, cams[i])[0])
     synthetic = {"mesh": str(mesh_path), "mesh_sha256": sha256_file(mesh_path), "views": views,
-                 "test_views": test_views, "size": size, "seed": seed, "appearance": mesh.appearance,
+                 "test_views": test_views, "size": size, "seed": seed, "up": up.tolist(), "appearance": mesh.appearance,
                  "depth": "depth/<name>.npz['depth']: float32 camera z at pixel centres in mesh units, "
                           "0 = background",
                  "normals": "normals/<name>.png: 16-bit RGB world normals as (n+1)/2, 0 = background",
@@ -99,7 +101,7 @@ def synth_capture(mesh_path: str | Path, out: str | Path, views: int = 60, test_
         frames=frames,
         masks=[np.where(r["alpha"] >= 0.5, 255, 0).astype(np.uint8) for r in rendered],
         meta={"source": str(mesh_path), "source_kind": "synthetic", "source_hash": synthetic["mesh_sha256"],
-              "synthetic": synthetic},
+              "synthetic": synthetic, "up": up.tolist(), "up_method": "synthetic (the mesh's up axis)"},
     )
     cap = cap.normalized(similarity(mesh.center, mesh.radius * MARGIN))
     cap = replace(cap, meta={**cap.meta, "normalized": True, "normalization_method": "mesh_bounding_sphere"})

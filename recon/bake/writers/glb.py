@@ -1,10 +1,15 @@
-"""glTF 2.0 binary (.glb): one mesh, one metallic-roughness PBR material, textures embedded.
+"""glTF 2.0 binary (.glb): one mesh, one material, textures embedded.
 
 Written by hand (the container is small): a JSON chunk and a BIN chunk holding the
 vertex attributes (POSITION, NORMAL, TEXCOORD_0, TANGENT), uint32 indices and the PNG
 textures. As the spec requires, ``baseColorTexture`` is sRGB-encoded and the normal and
 metallic-roughness textures are linear; the ORM texture (R occlusion, G roughness,
 B metallic) serves as both ``occlusionTexture`` and ``metallicRoughnessTexture``.
+
+A ``radiance`` mesh (its base colour is captured light, not albedo) is written with
+``KHR_materials_unlit``, so viewers show the colour as it is instead of lighting it a
+second time; metallic 0 / roughness 0.9 is the extension's recommended fallback for
+viewers without it.
 """
 from __future__ import annotations
 
@@ -78,9 +83,13 @@ def encode_glb(mesh: TexturedMesh, stem: str) -> dict[str, bytes]:
 
     pbr: dict = {"baseColorTexture": {"index": texture(mesh.base_color, f"{stem}_basecolor")}}
     material: dict = {"name": f"{stem}_material", "pbrMetallicRoughness": pbr, "doubleSided": False}
+    if mesh.unlit:
+        pbr.update(metallicFactor=0.0, roughnessFactor=0.9)
+        material["extensions"] = {"KHR_materials_unlit": {}}
+        gltf["extensionsUsed"] = ["KHR_materials_unlit"]
     if mesh.normal_map is not None:
         material["normalTexture"] = {"index": texture(mesh.normal_map, f"{stem}_normal")}
-    if mesh.orm is not None:
+    if mesh.orm is not None and not mesh.unlit:
         orm = texture(mesh.orm, f"{stem}_orm")
         pbr["metallicRoughnessTexture"] = {"index": orm}
         pbr["metallicFactor"] = 1.0
@@ -151,6 +160,7 @@ def read_glb(path: Path) -> TexturedMesh:
             uvs=acc(at["TEXCOORD_0"]).copy(), faces=acc(prim["indices"]).astype(np.int64).reshape(-1, 3),
             base_color=tex(pbr.get("baseColorTexture")), normal_map=tex(mat.get("normalTexture")),
             orm=tex(pbr.get("metallicRoughnessTexture")),
-            tangents=acc(at["TANGENT"]).copy() if "TANGENT" in at else None)
+            tangents=acc(at["TANGENT"]).copy() if "TANGENT" in at else None,
+            material="radiance" if "KHR_materials_unlit" in mat.get("extensions", {}) else "pbr")
     except (ValueError, KeyError, IndexError, struct.error, OSError) as exc:
         raise InputError(path, f"cannot read glb ({exc.__class__.__name__}: {exc})") from None
