@@ -68,6 +68,20 @@ def test_sfm_camera_centres_match_the_truth_up_to_a_similarity(bunny_sfm):
 
 
 @pytest.mark.slow
+def test_up_recovered_from_the_sfm_cameras(bunny_sfm):
+    """The bunny was filmed with cameras level with its +Y; SfM's world is arbitrary, and the up
+    estimated from SfM's cameras, carried into the true frame by the camera alignment, is +Y."""
+    from recon.capture.upright import cameras_up
+
+    sol, truth = bunny_sfm["sol"], bunny_sfm["truth"]
+    T = umeyama(sol.cameras.centers, truth.centers)
+    up = T[:3, :3] @ cameras_up(sol.cameras)
+    angle = np.degrees(np.arccos(np.clip(up[1] / np.linalg.norm(up), -1, 1)))
+    assert angle < 5.0, angle
+    assert abs(cameras_up(sol.cameras)[1]) < 0.9  # SfM's own frame is not already +Y up: the test means something
+
+
+@pytest.mark.slow
 def test_sfm_orientations_intrinsics_and_points_agree(bunny_sfm):
     sol, truth, mesh = bunny_sfm["sol"], bunny_sfm["truth"], bunny_sfm["mesh"]
     T = umeyama(sol.cameras.centers, truth.centers)
