@@ -159,7 +159,8 @@ def refine_mesh(mesh: TexturedMesh, capture, normalization: np.ndarray, steps: i
         beside the photos' mean squared error.
     views_per_step: training views rendered per Adam step (their losses averaged).
     levels: levels of the texture's residual pyramid (``ResidualPyramid``).
-    Stats: training-view PSNR (every 4th view) before and after, and the mean vertex move (original units).
+    Stats: training-view PSNR (every 4th view) before and after the fit, both as measured; ``refine_kept``:
+    whether the refined mesh was returned (only when it scores higher); the mean vertex move (original units).
     """
     from ..ops.rasterize import rasterize
     from ..synth.render import screen_vertices
@@ -220,11 +221,12 @@ def refine_mesh(mesh: TexturedMesh, capture, normalization: np.ndarray, steps: i
     with torch.no_grad():
         pos = (pos0 + offset * edge_len)
     after = photo_psnr(pos, pyramid.texture().clamp(0, 1))
-    stats = {"refine_psnr_before": before, "refine_psnr_after": after,
+    kept = after > before
+    stats = {"refine_psnr_before": before, "refine_psnr_after": after, "refine_kept": kept,
              "refine_mean_offset": float(offset.detach().norm(dim=1).mean() * edge_len)}
-    if after <= before:
-        log.info("mesh refinement kept the baked mesh (training-view PSNR %.2f -> %.2f dB)", before, after)
-        return mesh, {**stats, "refine_psnr_after": before}
+    if not kept:
+        log.info("mesh refinement discarded: training-view PSNR %.2f -> %.2f dB", before, after)
+        return mesh, stats
     log.info("mesh refined on %d views: PSNR %.2f -> %.2f dB on the training views", len(views), before, after)
     return _moved(mesh, pos.numpy(), index, welded).with_(base_color=pyramid.to_u8()), stats
 

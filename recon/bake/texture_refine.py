@@ -83,7 +83,8 @@ class ResidualPyramid(torch.nn.Module):
 
 def refine_base_color(mesh: TexturedMesh, capture, normalization: np.ndarray, steps: int = 300,
                       lr: float = 0.03, batch: int = 1 << 16, seed: int = 0, levels_n: int = 4) -> tuple[TexturedMesh, dict]:
-    """``mesh`` with its base colour fitted to the training photos; also returns before/after PSNR on them."""
+    """``mesh`` with its base colour fitted to the training photos (kept only if their PSNR rises); also returns
+    the measured PSNR on them before and after the fit, and ``texture_fit_kept``."""
     if capture.cameras is None or capture.cameras.has_distortion or steps <= 0 or \
             len(capture.split_indices("train")) == 0:
         return mesh, {}
@@ -109,10 +110,9 @@ def refine_base_color(mesh: TexturedMesh, capture, normalization: np.ndarray, st
         loss.backward()
         opt.step()
     after = psnr()
-    if after <= before:  # the fit did not help: keep the field's colours
-        log.info("texture fit kept the field's colours (training-view PSNR %.2f -> %.2f dB)", before, after)
-        return mesh, {"texture_fit_psnr_before": before, "texture_fit_psnr_after": before, "texture_fit_pixels": int(len(uv))}
-    fitted = pyramid.to_u8()
-    log.info("texture fitted to %d photo pixels: PSNR %.2f -> %.2f dB on the training views", len(uv), before, after)
-    return mesh.with_(base_color=fitted), {"texture_fit_psnr_before": before, "texture_fit_psnr_after": after,
-                                         "texture_fit_pixels": int(len(uv))}
+    kept = after > before  # otherwise the fit did not help: keep the field's colours
+    stats = {"texture_fit_psnr_before": before, "texture_fit_psnr_after": after, "texture_fit_kept": kept,
+             "texture_fit_pixels": int(len(uv))}
+    log.info("texture fit %s: PSNR %.2f -> %.2f dB on %d training pixels", "kept" if kept else "discarded",
+             before, after, len(uv))
+    return (mesh.with_(base_color=pyramid.to_u8()) if kept else mesh), stats

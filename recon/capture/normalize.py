@@ -14,6 +14,7 @@ Three estimates of the subject's bounding sphere, best first:
 
 The result is ``cap.normalized(T)`` with ``T`` a uniform scale + translation
 (rotation is left alone so "up" stays up), and ``meta["normalization_method"]``.
+Held-out (test) views are never used.
 """
 from __future__ import annotations
 
@@ -34,19 +35,25 @@ HULL_TOLERANCE = 0.05  # fraction of seeing views allowed to disagree (imperfect
 
 
 def normalize_capture(cap: Capture, margin: float = MARGIN) -> Capture:
-    """Return ``cap`` moved and scaled so its subject lies in the unit sphere."""
+    """Return ``cap`` moved and scaled so its subject lies in the unit sphere.
+
+    Only the training views' cameras and masks are used (all views when none is marked train),
+    so held-out views cannot influence the transform.
+    """
     if cap.cameras is None:
         raise ValueError("normalize_capture needs cameras (run structure-from-motion first)")
+    train = cap.split_indices("train")
+    views = cap.subset(train) if len(train) else cap
     sphere, method = None, None
-    if cap.masks is not None:
-        sphere = visual_hull_sphere(cap.cameras, cap.masks)
+    if views.masks is not None:
+        sphere = visual_hull_sphere(views.cameras, views.masks)
         method = "visual_hull"
         if sphere is None:
             log.warning("the masks' visual hull is empty or unbounded; normalising without masks")
     if sphere is None and cap.points is not None and len(cap.points) >= 10:
-        sphere, method = points_sphere(cap.cameras, cap.points), "sfm_points"
+        sphere, method = points_sphere(views.cameras, cap.points), "sfm_points"
     if sphere is None:
-        sphere, method = cameras_sphere(cap.cameras), "cameras"
+        sphere, method = cameras_sphere(views.cameras), "cameras"
         margin = 1.0  # the field-of-view radius is already generous
     center, radius = sphere
     radius *= margin

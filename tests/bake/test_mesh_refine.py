@@ -73,13 +73,22 @@ def test_a_shrunk_torus_is_fitted_back_to_its_photos(baked):
         return float(baked.field.sdf(x).abs().mean())
 
     refined, stats = refine_mesh(start, capture, baked.normalization, steps=150)
-    assert stats["refine_psnr_after"] > stats["refine_psnr_before"] + 3, stats
+    # fails when the fit is disabled or its optimizer does nothing (after == before, the start kept)
+    assert stats["refine_kept"] and stats["refine_psnr_after"] > stats["refine_psnr_before"] + 3, stats
+    assert refined is not start
     assert heldout(refined) > heldout(start) + 3, (heldout(start), heldout(refined))
     assert surface_error(refined) < 0.6 * surface_error(start)  # ~0.5 measured
     assert np.array_equal(refined.faces, start.faces) and np.array_equal(refined.uvs, start.uvs)
     n = np.linalg.norm(refined.normals, axis=1)
     np.testing.assert_allclose(n, 1.0, atol=1e-4)
     assert refined.tangents is not None and len(refined.tangents) == len(refined.positions)
+
+
+def test_a_fit_that_hurts_is_discarded_and_reported(baked):
+    capture, _ = torus_photos(baked, n_train=8, n_test=0)
+    same, stats = refine_mesh(baked.asset, capture, baked.normalization, steps=1, lr_position=30.0)
+    assert same is baked.asset and not stats["refine_kept"]
+    assert stats["refine_psnr_after"] < stats["refine_psnr_before"] - 1, stats  # measured, not overwritten
 
 
 def test_no_masks_or_zero_steps_leave_the_mesh(baked):

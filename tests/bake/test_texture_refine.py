@@ -22,10 +22,17 @@ def test_texture_fit_recovers_the_photos_colour(baked):
     before = _heldout_psnr(baked.asset, capture, cams)
     refined, stats = refine_base_color(baked.asset, capture, baked.normalization, steps=300, lr=0.05)
     after = _heldout_psnr(refined, capture, cams)
-    assert stats["texture_fit_psnr_after"] > stats["texture_fit_psnr_before"] + 10
+    assert stats["texture_fit_kept"] and stats["texture_fit_psnr_after"] > stats["texture_fit_psnr_before"] + 10
     assert before < 15 and after > 25, (before, after, stats)
     assert refined.base_color.dtype == np.uint8 and refined.base_color.shape == baked.asset.base_color.shape
     assert np.array_equal(refined.positions, baked.asset.positions)  # the mesh is untouched
+
+
+def test_a_fit_that_hurts_is_discarded_and_reported(baked):
+    capture, _ = torus_photos(baked, n_train=4, n_test=0)  # the baked colour already matches
+    same, stats = refine_base_color(baked.asset, capture, baked.normalization, steps=1, lr=1.0)
+    assert same is baked.asset and not stats["texture_fit_kept"]
+    assert stats["texture_fit_psnr_after"] < stats["texture_fit_psnr_before"] - 1, stats  # measured, not overwritten
 
 
 def test_no_train_views_or_zero_steps_leave_the_texture(baked):

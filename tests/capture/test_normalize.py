@@ -1,6 +1,8 @@
 """normalize_capture: a known subject ends up inside the unit sphere and fills most of it."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from recon.capture.normalize import enclosing_sphere, look_at_point, normalize_capture
@@ -78,3 +80,41 @@ def test_enclosing_sphere_is_near_minimal():
     pts = np.array([1.0, 2.0, 3.0]) + 2.0 * v / np.linalg.norm(v, axis=1, keepdims=True)
     c, r = enclosing_sphere(pts)
     assert np.linalg.norm(c - [1, 2, 3]) < 0.1 and 2.0 <= r < 2.1
+
+
+def _garbled(cap, mask_fill=None, shift=None):
+    """``cap`` with its held-out views' masks filled with ``mask_fill`` and/or their cameras moved by ``shift``."""
+    test = cap.split_indices("test")
+    masks, c2w = cap.masks, cap.cameras.c2w.copy()
+    if mask_fill is not None:
+        masks = [np.full_like(m, mask_fill) if i in test else m for i, m in enumerate(masks)]
+    if shift is not None:
+        c2w[test, :3, 3] += shift
+    return replace(cap, masks=masks, cameras=replace(cap.cameras, c2w=c2w))
+
+
+def test_held_out_views_do_not_influence_the_transform(synth):
+    lo, hi = np.array([-0.2, -0.5, 0.0]), np.array([0.4, 0.3, 0.25])
+    cams = synth.orbit_cameras(20, (lo + hi) / 2, distance=3.0, width=80, height=60, fx=60.0, seed=3)
+    pts = np.random.default_rng(0).uniform(lo, hi, (500, 3))
+    cap = synth.make_capture(cams, masks=synth.box_masks(cams, lo, hi), points=pts)  # every 4th view held out
+    assert len(cap.split_indices("test")) == 5
+    ref = normalize_capture(cap)
+    assert ref.meta["normalization_method"] == "visual_hull"
+    for fill in (0, 255):  # empty or all-subject held-out masks
+        assert np.array_equal(normalize_capture(_garbled(cap, mask_fill=fill)).normalization, ref.normalization)
+    moved = _garbled(cap, shift=np.array([5.0, -3.0, 2.0]))  # held-out cameras moved away
+    for masks in (cap.masks, None):  # visual hull, then SfM points
+        assert np.array_equal(normalize_capture(replace(cap, masks=masks)).normalization,
+                              normalize_capture(replace(moved, masks=masks)).normalization)
+    no_points = replace(cap, masks=None, points=None)  # camera-only estimate
+    assert np.array_equal(normalize_capture(no_points).normalization,
+                          normalize_capture(_garbled(no_points, shift=5.0)).normalization)
+
+
+def test_all_views_are_used_without_a_train_split(synth):
+    center = np.array([0.3, 0.1, -0.2])
+    cams = synth.orbit_cameras(12, center, distance=5.0)
+    out = normalize_capture(synth.make_capture(cams, masks=synth.sphere_masks(cams, center, 0.8), test_every=1))
+    assert out.meta["normalization_method"] == "visual_hull"
+    assert np.linalg.norm(out.normalization[:3, :3] @ center + out.normalization[:3, 3]) < 0.1
