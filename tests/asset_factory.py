@@ -68,12 +68,16 @@ def write_ply(path: Path, vertices: np.ndarray, faces: np.ndarray) -> None:
 
 def make_asset_folder(root: str | Path, name: str = "box", seed: int = 0, *, source_hash: str | None = None,
                       config_hash: str | None = None, provenance: bool = True, kind: str = "object",
-                      psnr: float | None = 30.0, extra_bytes: int = 0) -> Path:
+                      requested_subject: str | None = None, material: str = "radiance",
+                      psnr: float | None = 30.0, metrics: dict | None = None, extra_bytes: int = 0) -> Path:
     """An asset folder deterministic in ``seed``: glb, obj+mtl+texture, ply, thumb, turntable,
-    report, metrics.json and (unless ``provenance=False``) provenance.json.
+    report, metrics.json and (unless ``provenance=False``) provenance.json, as the pipeline
+    writes them: ``kind`` the model fitted, ``requested_subject`` (default: ``kind``) what was
+    asked for, ``psnr`` the baked mesh's held-out PSNR; ``metrics`` adds or replaces entries.
 
     ``extra_bytes`` adds a large texture (crash tests need writes that take a while).
     """
+    requested_subject = requested_subject or kind
     root = Path(root)
     (root / "textures").mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
@@ -88,13 +92,14 @@ def make_asset_folder(root: str | Path, name: str = "box", seed: int = 0, *, sou
         (root / "textures" / "detail.png").write_bytes(rng.bytes(extra_bytes))
     (root / "turntable.mp4").write_bytes(b"\0\0\0\x18ftypmp42" + rng.bytes(64))
     (root / "report.html").write_text(f"<html><body>{name} {seed}</body></html>\n")
-    metrics = {"triangles": 4, "vertices": 4, "texture_size": 16, "mask_iou": 0.9}
+    values = {"kind": kind, "requested_subject": requested_subject, "material": material, "triangles": 4,
+              "vertices": 4, "texture_size": 16, "mask_iou": 0.9}
     if psnr is not None:
-        metrics["psnr"] = psnr
-    (root / "metrics.json").write_text(json.dumps(metrics))
+        values.update(psnr_heldout_baked=psnr, psnr_heldout_baked_views=2, psnr_heldout_baked_split="test")
+    (root / "metrics.json").write_text(json.dumps({**values, **(metrics or {})}))
     if provenance:
         (root / "provenance.json").write_text(json.dumps({
-            "name": name, "kind": kind, "source_path": f"/captures/{name}.mp4",
+            "name": name, "kind": kind, "requested_subject": requested_subject, "source_path": f"/captures/{name}.mp4",
             "source_hash": source_hash if source_hash is not None else f"src{seed:061d}",
             "config_hash": config_hash if config_hash is not None else "cfg0000000000000",
             "recon_version": "0.1.0", "licence": "CC-BY-4.0", "operator": "tester", "notes": "synthetic"}))

@@ -83,9 +83,10 @@ def ingest(manifest: str | Path, library: str | Path | None = None, store: str |
 
 def job_states(library: str | Path | None = None, manifest: str | Path | None = None,
                store: str | None = None) -> list[JobState]:
-    """The jobs of ``manifest`` (all jobs in the catalogue when None), oldest first."""
+    """The jobs of ``manifest`` (all jobs in the catalogue when None), oldest first; refuses a
+    library that does not exist (InputError) rather than creating it."""
     from ..library.library import Library
 
     keys = None if manifest is None else [s.key for s in load_manifest(manifest)]
-    with Library(library, store=store) as lib:
+    with Library(library, store=store, create=False) as lib:
         return JobStore(lib).list(keys)

@@ -80,7 +80,8 @@ def execute_job(ctx: JobContext, spec_dict: dict, attempt: int) -> JobOutcome:
         log.info(f"job {spec.name} ({spec.key}) attempt {attempt} on {worker_id()}: {spec.source}")
         try:
             asset_dir = resolve_pipeline(ctx.pipeline)(spec, work)
-            asset = library.add(asset_dir, name=spec.name, tags=spec.tags, kind=spec.kind, licence=spec.licence,
+            # the kind is what the pipeline really fitted (provenance.json); the manifest's is what was asked
+            asset = library.add(asset_dir, name=spec.name, tags=spec.tags, licence=spec.licence,
                                 operator=spec.operator, notes=spec.notes)
         except Exception as exc:
             error = f"{type(exc).__name__}: {exc}"

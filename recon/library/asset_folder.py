@@ -4,6 +4,8 @@ The folder holds ``<name>.glb``, ``<name>.obj`` + ``.mtl`` + texture images, ``<
 ``metrics.json``, ``thumb.png``, ``turntable.mp4``, ``report.html`` and ``provenance.json``.
 When ``provenance.json`` is missing, what can be derived comes from the job folder around
 the asset (OUT/capture/capture.json, OUT/fit/config.yaml) and the rest is "unknown".
+provenance.json's ``kind`` is the model really fitted and ``requested_subject`` what the user
+asked for; metrics.json's ``material`` is "radiance" (colour from the field) or "pbr".
 """
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ from typing import Any
 import yaml
 
 from ..core.errors import InputError
-from .catalog.models import ASSET_KINDS
+from .catalog.models import ASSET_KINDS, MATERIALS
 
 UNKNOWN = "unknown"
 MESH_ROLES = ("glb", "obj", "ply")
@@ -63,6 +65,14 @@ class AssetFolder:
     @property
     def config_hash(self) -> str | None:
         return _known(self.provenance.get("config_hash"))
+
+    @property
+    def requested_subject(self) -> str | None:
+        return _known(self.provenance.get("requested_subject"))
+
+    @property
+    def material(self) -> str:
+        return self.metrics.get("material") or "radiance"
 
 
 def _known(v: Any) -> Any:
@@ -134,15 +144,26 @@ def read_asset_folder(asset_dir: str | Path, name: str | None = None, kind: str 
     if name is None:
         name = prov.get("name") or next(
             (Path(f.path).stem for r in MESH_ROLES for f in files if f.role == r and "/" not in f.path), root.name)
-    kind = kind or prov.get("kind") or "object"
-    if kind not in ASSET_KINDS:
-        raise InputError(prov_file if prov_file.is_file() else root,
-                         f"unknown asset kind '{kind}' (one of {', '.join(ASSET_KINDS)})")
+    where = prov_file if prov_file.is_file() else root
+    fitted = prov.get("kind")
+    for what, value in (("asset kind", kind), ("asset kind", fitted),
+                        ("requested subject", _known(prov.get("requested_subject")))):
+        _check_choice(where, what, value, ASSET_KINDS)
+    if kind and fitted and kind != fitted:
+        raise InputError(where, f"kind '{kind}' contradicts the kind this asset was fitted as ('{fitted}'): "
+                                f"an asset is filed as the model really fitted")
+    kind = kind or fitted or "object"
+    _check_choice(root / "metrics.json", "material", metrics.get("material"), MATERIALS)
     prov["name"], prov["kind"] = name, kind
     for key in ("source_path", "source_hash", "config_hash", "recon_version", "licence", "operator"):
         prov.setdefault(key, UNKNOWN)
     prov.setdefault("notes", None)
     return AssetFolder(root, name, kind, tuple(files), metrics, prov)
+
+
+def _check_choice(where: Path, what: str, value: Any, choices: tuple[str, ...]) -> None:
+    if value and value not in choices:
+        raise InputError(where, f"unknown {what} '{value}' (one of {', '.join(choices)})")
 
 
 def identity(folder: AssetFolder, file_hashes: dict[str, str] | None = None) -> str:

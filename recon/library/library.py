@@ -3,7 +3,7 @@
     from recon.library import Library
     lib = Library("~/.recon/library.db")            # blobs in ~/.recon/library.blobs/
     asset = lib.add("out/cat/asset", tags=["cat"])  # -> Asset(id, name, version, files, metrics ...)
-    lib.find(kind="object", min_psnr=25)
+    lib.find(kind="object", material="pbr", min_psnr=25)
     lib.get(asset.id).export("cat.obj")
 
 Safety: ``add`` stores every blob first (temp file, fsync, rename) and then writes the rows
@@ -67,7 +67,7 @@ class Asset:
     id: str
     name: str
     version: int
-    kind: str
+    kind: str  # the model really fitted (``requested_subject``: what the user asked for)
     source_hash: str | None
     config_hash: str | None
     recon_version: str
@@ -77,6 +77,8 @@ class Asset:
     files: tuple[AssetFile, ...]
     tags: tuple[str, ...]
     provenance: dict[str, Any]
+    material: str = "radiance"  # or "pbr"
+    requested_subject: str | None = None
     library: "Library | None" = field(default=None, compare=False, repr=False)
 
     def file(self, role: str) -> AssetFile | None:
@@ -90,6 +92,11 @@ class Asset:
     def size(self) -> int:
         return sum(f.size for f in self.files)
 
+    @property
+    def psnr(self) -> float | None:
+        """The library's PSNR: ``baked_psnr(self.metrics)``."""
+        return baked_psnr(self.metrics)
+
     def export(self, dest: str | Path, format: str | None = None) -> Path:
         """``Library.export(self.id, dest, format)``."""
         if self.library is None:
@@ -98,6 +105,7 @@ class Asset:
 
     def to_dict(self) -> dict[str, Any]:
         return {"id": self.id, "name": self.name, "version": self.version, "kind": self.kind,
+                "requested_subject": self.requested_subject, "material": self.material,
                 "source_hash": self.source_hash, "config_hash": self.config_hash,
                 "recon_version": self.recon_version, "created": self.created.isoformat(),
                 "licence": self.licence, "tags": list(self.tags), "metrics": self.metrics,
@@ -149,6 +157,13 @@ def _number(v: Any, kind=float):
     return kind(v) if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) else None
 
 
+def baked_psnr(metrics: dict[str, Any]) -> float | None:
+    """The PSNR the library indexes and searches: the baked mesh's on held-out photos
+    (``psnr_heldout_baked``; ``psnr_heldout`` in older folders), else None. A field's or a
+    training-view PSNR (``psnr_heldout_field``, ``psnr_train_field``) is never taken for it."""
+    return _number(metrics.get("psnr_heldout_baked", metrics.get("psnr_heldout")))
+
+
 def _clean_tags(tags: Iterable[str] | str | None) -> list[str]:
     if tags is None:
         return []
@@ -169,13 +184,19 @@ class Library:
     ``store``: a folder or fsspec URL, or a BlobStore. By default the store the catalogue
     recorded with its first asset; for a new SQLite library the folder ``<file stem>.blobs``
     beside the database file. Adding into a store other than the recorded one is refused.
-    The schema is migrated to the latest revision on open.
+    The schema is migrated to the latest revision on open. ``create=False`` (for commands that
+    only read) refuses a library that does not exist yet with an InputError, creating nothing.
     """
 
-    def __init__(self, path_or_url: str | Path | None = None, store: str | Path | BlobStore | None = None):
+    def __init__(self, path_or_url: str | Path | None = None, store: str | Path | BlobStore | None = None, *,
+                 create: bool = True):
         self.url = normalize_url(path_or_url if path_or_url is not None else default_library())
-        self.engine = create_catalog_engine(self.url)
-        upgrade(self.engine)
+        self.engine = create_catalog_engine(self.url, create=create)
+        try:
+            upgrade(self.engine, create=create)
+        except BaseException:
+            self.engine.dispose()
+            raise
         self.sessions = session_factory(self.engine)  # transactions that write
         self.reads = session_factory(self.engine, read_only=True)
         self._store_arg, self._store = store, None
@@ -250,7 +271,8 @@ class Library:
                      licence=row.licence, metrics=dict(row.metrics or {}),
                      files=tuple(sorted((AssetFile(f.path, f.role, f.blob, f.size) for f in row.files),
                                         key=lambda f: f.path)),
-                     tags=tuple(sorted(t.tag for t in row.tags)), provenance=dict(row.provenance or {}), library=self)
+                     tags=tuple(sorted(t.tag for t in row.tags)), provenance=dict(row.provenance or {}),
+                     material=row.material, requested_subject=row.requested_subject, library=self)
 
     # -- add ------------------------------------------------------------------------------
 
@@ -261,7 +283,8 @@ class Library:
 
         The same capture with the same config (source and config hashes) already in the library
         returns the existing record and stores nothing; another config makes version N+1 of the
-        name. ``name``, ``kind``, ``licence``, ``operator`` and ``notes`` override provenance.json.
+        name. ``name``, ``kind``, ``licence``, ``operator`` and ``notes`` override provenance.json,
+        except that a ``kind`` contradicting the fitted kind recorded there is refused (InputError).
         """
         folder = read_asset_folder(asset_dir, name=name, kind=kind, licence=licence, operator=operator,
                                    notes=notes)
@@ -289,12 +312,13 @@ class Library:
                         latest = s.scalar(select(func.max(AssetRow.version)).where(AssetRow.name == folder.name))
                         row = AssetRow(
                             id=str(uuid.uuid4()), name=folder.name, version=(latest or 0) + 1, kind=folder.kind,
+                            requested_subject=folder.requested_subject, material=folder.material,
                             identity=ident, source_hash=folder.source_hash, config_hash=folder.config_hash,
                             recon_version=str(prov.get("recon_version") or UNKNOWN), created_at=utcnow(),
                             licence=str(prov.get("licence") or UNKNOWN), source_path=prov.get("source_path"),
                             operator=str(prov.get("operator") or UNKNOWN), notes=prov.get("notes"),
                             provenance={**prov, "library_recon_version": __version__}, metrics=metrics,
-                            psnr=_number(metrics.get("psnr", metrics.get("psnr_heldout"))),
+                            psnr=baked_psnr(metrics),
                             triangles=_number(metrics.get("triangles"), int))
                         row.files = [AssetFileRow(path=f.path, role=f.role, blob=blobs[f.path][0],
                                                   size=blobs[f.path][1]) for f in folder.files]
@@ -345,15 +369,21 @@ class Library:
             return self._record(row)
 
     def find(self, kind: str | None = None, tag: str | None = None, name: str | None = None,
-             min_psnr: float | None = None, latest: bool = False, limit: int | None = None) -> list[Asset]:
+             min_psnr: float | None = None, material: str | None = None, latest: bool = False,
+             limit: int | None = None) -> list[Asset]:
         """Assets matching every given filter, by name then version.
 
-        ``name`` may hold ``*`` wildcards; ``min_psnr`` leaves out assets without a PSNR;
-        ``latest`` keeps only the newest version of each name.
+        ``kind`` is the model really fitted (an object fitted for a requested head is an object);
+        ``name`` may hold ``*`` wildcards; ``min_psnr`` compares the baked mesh's PSNR on held-out
+        photos (``baked_psnr``) and leaves out assets without one, whatever field or training-view
+        PSNR they have; ``material``: "radiance" or "pbr"; ``latest`` keeps only the newest
+        version of each name.
         """
         q = select(AssetRow)
         if kind:
             q = q.where(AssetRow.kind == kind)
+        if material:
+            q = q.where(AssetRow.material == material)
         if tag:
             q = q.where(AssetRow.id.in_(select(AssetTagRow.asset_id).where(AssetTagRow.tag == tag)))
         if name:

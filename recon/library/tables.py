@@ -33,11 +33,11 @@ def print_assets(assets: list["Asset"], title: str, as_json: bool = False) -> No
     from rich.table import Table
 
     table = Table(title=f"{title}: {len(assets)} asset{'s' if len(assets) != 1 else ''}", title_justify="left")
-    for col in ("id", "name", "ver", "kind", "psnr", "triangles", "size", "tags", "created"):
+    for col in ("id", "name", "ver", "kind", "material", "baked psnr", "triangles", "size", "tags", "created"):
         table.add_column(col, no_wrap=col in ("id", "name", "created"),
-                         justify="right" if col in ("ver", "psnr", "triangles", "size") else "left")
+                         justify="right" if col in ("ver", "baked psnr", "triangles", "size") else "left")
     for a in assets:
-        table.add_row(a.id[:8], a.name, str(a.version), a.kind, _metric(a.metrics.get("psnr")),
+        table.add_row(a.id[:8], a.name, str(a.version), a.kind, a.material, _metric(a.psnr),
                       _metric(a.metrics.get("triangles")), _size(a.size), ", ".join(a.tags),
                       f"{a.created:%Y-%m-%d %H:%M}")
     _console().print(table)
@@ -53,7 +53,8 @@ def print_asset(a: "Asset", as_json: bool = False) -> None:
     info.add_column(style="bold")
     info.add_column(overflow="fold")
     p = a.provenance
-    for k, v in (("id", a.id), ("kind", a.kind), ("created", a.created.isoformat(timespec="seconds")),
+    for k, v in (("id", a.id), ("kind", a.kind), ("requested subject", a.requested_subject),
+                 ("material", a.material), ("created", a.created.isoformat(timespec="seconds")),
                  ("tags", ", ".join(a.tags)), ("licence", a.licence), ("source", p.get("source_path")),
                  ("source hash", a.source_hash or "unknown"), ("config hash", a.config_hash or "unknown"),
                  ("recon version", a.recon_version), ("operator", p.get("operator")), ("notes", p.get("notes"))):

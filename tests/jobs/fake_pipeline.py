@@ -60,7 +60,7 @@ def run(job, work_dir) -> Path:
     tmp = work / "asset.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     _factory().make_asset_folder(tmp, name=job.name, seed=int(sh[:6], 16) % 997, source_hash=sh,
-                                 config_hash=config_hash, kind=job.kind)
+                                 config_hash=config_hash, kind="object", requested_subject=job.kind)
     out = work / "asset"
     shutil.rmtree(out, ignore_errors=True)
     tmp.rename(out)

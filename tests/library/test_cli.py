@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from recon.cli import main
 
 
@@ -32,7 +34,7 @@ def test_library_commands(catalog_url, store_dir, make_asset, tmp_path, capsys):
     assert rc == 0 and mug_id in out and "CC-BY-4.0" in out and "mug.glb" in out and "textures/albedo.png" in out
     rc, out, _ = run(capsys, "library", "show", mug_id[:6], "--json", *lib)
     shown = json.loads(out)
-    assert shown["id"] == mug_id and shown["tags"] == ["kitchen"] and shown["metrics"]["psnr"] == 30.0
+    assert shown["id"] == mug_id and shown["tags"] == ["kitchen"] and shown["metrics"]["psnr_heldout_baked"] == 30.0
 
     for fmt in ("obj", "glb", "ply"):
         dest = tmp_path / "out" / f"m.{fmt}"
@@ -58,10 +60,44 @@ def test_library_commands(catalog_url, store_dir, make_asset, tmp_path, capsys):
     assert rc == 1 and not report["ok"] and report["problems"][0]["problem"] == "corrupt"
 
 
-def test_user_mistakes_are_one_line_errors(catalog_url, store_dir, tmp_path, capsys):
+def test_user_mistakes_are_one_line_errors(catalog_url, store_dir, make_asset, tmp_path, capsys):
     lib = ["--library", catalog_url, "--store", str(store_dir)]
+    rc, _, err = run(capsys, "library", "add", str(tmp_path / "missing"), *lib)  # creates the library
+    assert rc == 2 and "asset folder not found" in err and len(err.strip().splitlines()) == 1
     rc, out, err = run(capsys, "library", "show", "nothing-here", *lib)
     assert rc == 2 and err.strip().splitlines() == ["recon: error: no asset 'nothing-here' in the library "
                                                     "(try: recon library ls)"]
-    rc, _, err = run(capsys, "library", "add", str(tmp_path / "missing"), *lib)
-    assert rc == 2 and "asset folder not found" in err and len(err.strip().splitlines()) == 1
+    fitted_object = make_asset("bust", seed=3, kind="object", requested_subject="head")
+    rc, out, err = run(capsys, "library", "add", str(fitted_object), "--kind", "head", *lib)
+    assert rc == 2 and len(err.strip().splitlines()) == 1
+    assert "kind 'head' contradicts the kind this asset was fitted as ('object')" in err
+
+
+READ_ONLY_COMMANDS = [["library", "ls"], ["library", "show", "mug"], ["library", "find", "--kind", "object"],
+                      ["library", "export", "mug", "--out", "mug.glb"], ["library", "verify"], ["ingest", "status"]]
+
+
+@pytest.mark.parametrize("argv", READ_ONLY_COMMANDS, ids=lambda a: " ".join(a[:2]))
+def test_reading_commands_refuse_a_missing_library_and_create_nothing(argv, tmp_path, capsys):
+    where = tmp_path / "no" / "such" / "dir"
+    rc, out, err = run(capsys, *argv, "--library", str(where / "lib.db"))
+    assert rc == 2 and out == "" and err.strip().splitlines() == [
+        f"recon: error: no library at {where / 'lib.db'}; `recon library add` or `recon ingest` creates one"]
+    assert not (tmp_path / "no").exists()
+
+
+def test_kinds_materials_and_psnr_say_what_they_are(catalog_url, store_dir, make_asset, capsys):
+    lib = ["--library", catalog_url, "--store", str(store_dir)]
+    run(capsys, "library", "add", str(make_asset("bust", seed=1, requested_subject="head")), *lib)
+    run(capsys, "library", "add", str(make_asset("vase", seed=2, material="pbr", psnr=None,
+                                                 metrics={"psnr_heldout_field": 35.0})), *lib)
+
+    def found(*filters):
+        return [a["name"] for a in json.loads(run(capsys, "library", "find", *filters, "--json", *lib)[1])]
+
+    assert found("--kind", "object") == ["bust", "vase"] and found("--kind", "head") == []
+    assert found("--material", "pbr") == ["vase"] and found("--min-psnr", "25") == ["bust"]
+    rc, out, _ = run(capsys, "library", "show", "bust", *lib)
+    assert rc == 0 and "requested subject" in out and "head" in out and "radiance" in out
+    shown = json.loads(run(capsys, "library", "show", "bust", "--json", *lib)[1])
+    assert (shown["kind"], shown["requested_subject"], shown["material"]) == ("object", "head", "radiance")

@@ -29,7 +29,7 @@ def test_concurrent_first_open_migrates_once(catalog_url, store_dir, tmp_path):
     codes = [wait_child(p) for p in pids]
     assert codes == [0] * N_PROC, log.read_text() if log.exists() else codes
     with Library(catalog_url, store=store_dir) as lib, lib.engine.connect() as conn:
-        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalars().all() == ["0001"]
+        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalars().all() == ["0002"]
 
 
 def test_concurrent_writers_keep_the_catalogue_consistent(library, catalog_url, store_dir, make_asset, tmp_path):

@@ -25,7 +25,8 @@ def test_add_records_files_roles_metrics_and_provenance(library, make_asset):
     for f in a.files:  # each file is its blob, byte for byte
         assert (f.hash, f.size) == hash_file(folder / f.path)
         assert library.store.read_bytes(f.hash) == (folder / f.path).read_bytes()
-    assert a.metrics["psnr"] == 30.0 and a.metrics["triangles"] == 4
+    assert a.psnr == a.metrics["psnr_heldout_baked"] == 30.0 and a.metrics["triangles"] == 4
+    assert (a.material, a.requested_subject) == ("radiance", "object")
     assert a.licence == "CC-BY-4.0" and a.recon_version == "0.1.0"
     assert a.provenance["operator"] == "tester" and a.provenance["source_path"] == "/captures/mug.mp4"
     assert a.source_hash and a.config_hash
@@ -237,3 +238,54 @@ def test_browsing_needs_no_store_adding_does(catalog_url, make_asset):
                 lib.add(make_asset("a", seed=25))
         else:  # SQLite: the folder beside the database file
             assert lib.add(make_asset("a", seed=25)).version == 1
+
+
+def test_reading_never_creates_a_library(catalog_url, store_dir, make_asset, tmp_path):
+    from sqlalchemy import create_engine, inspect
+
+    from recon.library.catalog.engine import normalize_url
+
+    with pytest.raises(InputError, match="no library at .*`recon library add` or `recon ingest` creates one"):
+        Library(catalog_url, store=store_dir, create=False)
+    if catalog_url.startswith("postgresql"):  # the database exists: no tables were made in it
+        engine = create_engine(normalize_url(catalog_url))
+        assert inspect(engine).get_table_names() == []
+        engine.dispose()
+    else:
+        assert not (tmp_path / "catalog").exists()
+    assert not store_dir.exists()
+    with Library(catalog_url, store=store_dir) as lib:
+        lib.add(make_asset("cup", seed=26))
+    with Library(catalog_url, create=False) as lib:
+        assert [a.name for a in lib.find()] == ["cup"]
+
+
+def test_kind_is_the_model_fitted_and_the_requested_subject_is_kept(library, make_asset):
+    folder = make_asset("bust", seed=27, kind="object", requested_subject="head")
+    with pytest.raises(InputError, match="kind 'head' contradicts the kind this asset was fitted as"):
+        library.add(folder, kind="head")  # a fitted object cannot be filed as a head
+    a = library.add(folder, kind="object")
+    assert (a.kind, a.requested_subject) == ("object", "head") and a.to_dict()["requested_subject"] == "head"
+    assert [x.id for x in library.find(kind="object")] == [a.id] and library.find(kind="head") == []
+    b = library.add(make_asset("hat", seed=28, provenance=False), kind="garment")  # nothing recorded: accepted
+    assert (b.kind, b.requested_subject) == ("garment", None)
+
+
+def test_min_psnr_is_the_baked_held_out_psnr_only(library, make_asset):
+    field_only = {"psnr_heldout_field": 40.0, "psnr_train_field": 41.0}
+    library.add(make_asset("baked", seed=29, psnr=31.0, metrics=field_only))
+    library.add(make_asset("legacy", seed=30, psnr=None, metrics={"psnr_heldout": 28.0}))
+    library.add(make_asset("field", seed=31, psnr=None, metrics=field_only))
+    library.add(make_asset("old", seed=32, psnr=None, metrics={"psnr": 39.0}))  # the removed key: ambiguous
+    assert {a.name: a.psnr for a in library.find()} == {"baked": 31.0, "legacy": 28.0, "field": None, "old": None}
+    assert [a.name for a in library.find(min_psnr=20)] == ["baked", "legacy"]
+    assert [a.name for a in library.find(min_psnr=30)] == ["baked"]
+
+
+def test_material_is_recorded_and_searchable(library, make_asset):
+    library.add(make_asset("rough", seed=33, material="pbr"))
+    library.add(make_asset("plain", seed=34, metrics={"material": None}))  # absent: radiance
+    assert {a.name: a.material for a in library.find()} == {"plain": "radiance", "rough": "pbr"}
+    assert [a.name for a in library.find(material="pbr")] == ["rough"]
+    with pytest.raises(InputError, match="metrics.json: unknown material 'chalk'"):
+        library.add(make_asset("odd", seed=35, material="chalk"))

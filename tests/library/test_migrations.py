@@ -8,7 +8,7 @@ from sqlalchemy import inspect, text
 
 from recon.library import Library
 from recon.library.catalog.engine import MIGRATIONS_DIR, create_catalog_engine, normalize_url, upgrade
-from recon.library.catalog.models import Base
+from recon.library.catalog.models import Base, utcnow
 
 
 def test_migrations_match_the_models(catalog_url, store_dir):
@@ -25,7 +25,7 @@ def test_upgrade_on_open_is_idempotent_and_ships_with_the_package(catalog_url):
     upgrade(engine)
     upgrade(engine)
     with engine.connect() as conn:
-        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalars().all() == ["0001"]
+        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalars().all() == ["0002"]
     engine.dispose()
 
 
@@ -44,3 +44,35 @@ def test_models_keep_their_unique_rules(library, make_asset):
     for clash in ({"name": "u", "version": 1, "identity": "other"}, {"name": "v", "version": 1, "identity": identity}):
         with pytest.raises(IntegrityError), library.sessions.begin() as s:
             s.add(AssetRow(id=f"id-{clash['name']}", **clash, **row))
+
+
+def test_0002_upgrades_a_0001_library(catalog_url, store_dir, make_asset):
+    """Material and requested subject are filled in, and the indexed PSNR is recomputed as the
+    baked mesh's held-out figure (0001 copied metrics "psnr", at times the field's)."""
+    import sqlalchemy as sa
+    from alembic import command
+    from alembic.config import Config
+
+    engine = create_catalog_engine(normalize_url(catalog_url))
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0001")
+    assets = sa.table("assets", *(sa.column(c) for c in ("id", "name", "version", "kind", "identity",
+                                                          "recon_version", "created_at", "licence", "operator")),
+                      sa.column("provenance", sa.JSON), sa.column("metrics", sa.JSON), sa.column("psnr", sa.Float))
+    common = dict(kind="object", recon_version="0.1.0", created_at=utcnow(), licence="x", operator="x")
+    with engine.begin() as conn:
+        conn.execute(sa.insert(assets), [
+            dict(id="a", name="baked", version=1, identity="a", provenance={"requested_subject": "head"},
+                 metrics={"psnr": 27.0, "psnr_heldout": 27.0, "material": "pbr"}, psnr=27.0, **common),
+            dict(id="b", name="field", version=1, identity="b", provenance={}, metrics={"psnr": 33.0}, psnr=33.0,
+                 **common)])
+    engine.dispose()
+    with Library(catalog_url, store=store_dir, create=False) as lib:
+        got = {a.name: (a.material, a.requested_subject, a.psnr) for a in lib.find()}
+        assert got == {"baked": ("pbr", "head", 27.0), "field": ("radiance", None, None)}
+        assert [a.name for a in lib.find(min_psnr=20)] == ["baked"]
+        assert [a.name for a in lib.find(material="pbr")] == ["baked"]
+        assert lib.add(make_asset("new", seed=1)).version == 1

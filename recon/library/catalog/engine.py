@@ -64,8 +64,15 @@ def _enable_wal(cur, attempts: int = 200) -> None:
     cur.execute("PRAGMA journal_mode = WAL")  # last try: let the error speak
 
 
-def create_catalog_engine(url: str) -> Engine:
-    """An Engine for ``url`` (already normalised), with the SQLite settings described above."""
+def no_library(url: str) -> InputError:
+    """The error of a read-only open (``create=False``) of a library that does not exist."""
+    where = sqlite_path(url) or make_url(url).render_as_string(hide_password=True)
+    return InputError(None, f"no library at {where}; `recon library add` or `recon ingest` creates one")
+
+
+def create_catalog_engine(url: str, create: bool = True) -> Engine:
+    """An Engine for ``url`` (already normalised), with the SQLite settings described above.
+    ``create=False``: a SQLite file that does not exist is refused (``no_library``), not created."""
     try:
         u = make_url(url)
     except ArgumentError:
@@ -73,8 +80,10 @@ def create_catalog_engine(url: str) -> Engine:
     backend = u.get_backend_name()
     if backend == "sqlite":
         db = sqlite_path(url)
-        if db is not None:
+        if db is not None and create:
             db.parent.mkdir(parents=True, exist_ok=True)
+        elif db is not None and not db.is_file():
+            raise no_library(url)
         engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S})
 
         @event.listens_for(engine, "connect")
@@ -103,8 +112,9 @@ def create_catalog_engine(url: str) -> Engine:
     raise InputError(url, f"unsupported library backend '{backend}' (use a SQLite path or postgresql://)")
 
 
-def upgrade(engine: Engine) -> None:
+def upgrade(engine: Engine, create: bool = True) -> None:
     """Bring the schema to the latest Alembic revision; a no-op (one read) when it is there.
+    ``create=False``: a database without recon's schema is refused (``no_library``), not set up.
 
     Runs inside one transaction that holds the database's write lock (SQLite) or an advisory
     lock (PostgreSQL), so processes opening a new library at the same time migrate it once.
@@ -125,6 +135,8 @@ def upgrade(engine: Engine) -> None:
                          f"library database does not answer: {_first_line(exc)}") from None
     if current == head:
         return
+    if current is None and not create:
+        raise no_library(engine.url.render_as_string(hide_password=False))
     from alembic import command
 
     with engine.begin() as conn:

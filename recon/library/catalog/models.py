@@ -19,6 +19,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from ...core.types import SUBJECT_KINDS
 
 ASSET_KINDS = SUBJECT_KINDS
+MATERIALS = ("radiance", "pbr")  # colour baked from the radiance field, or fitted PBR materials
 JOB_STATUSES = ("queued", "running", "done", "failed")
 
 
@@ -63,7 +64,9 @@ class AssetRow(Base):
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     name: Mapped[str] = mapped_column(String(200), index=True)
     version: Mapped[int] = mapped_column(Integer)
-    kind: Mapped[str] = mapped_column(String(32), index=True)
+    kind: Mapped[str] = mapped_column(String(32), index=True)  # the model really fitted
+    requested_subject: Mapped[str | None] = mapped_column(String(32))  # what the user asked for
+    material: Mapped[str] = mapped_column(String(32), index=True, server_default="radiance")
     identity: Mapped[str] = mapped_column(String(200))
     source_hash: Mapped[str | None] = mapped_column(String(128), index=True)
     config_hash: Mapped[str | None] = mapped_column(String(128))
@@ -75,7 +78,8 @@ class AssetRow(Base):
     notes: Mapped[str | None] = mapped_column(Text)
     provenance: Mapped[dict[str, Any]] = mapped_column(JSON)
     metrics: Mapped[dict[str, Any]] = mapped_column(JSON)
-    # Copied out of ``metrics`` so that searches are plain indexed SQL on every backend.
+    # Copied out of ``metrics`` so that searches are plain indexed SQL on every backend; psnr is
+    # the baked mesh's on held-out photos only (``recon.library.library.baked_psnr``).
     psnr: Mapped[float | None] = mapped_column(Float, index=True)
     triangles: Mapped[int | None] = mapped_column(BigInteger)
 
