@@ -38,7 +38,9 @@ def _resolve_config(args):
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="recon",
-        description="Turn photos and videos of real things into production 3D assets.")
+        description="Turn photos and videos of real things into production 3D assets.",
+        epilog="Exit codes: 0 done; 2 bad input (one line naming the file and the problem); 1 an internal "
+               "failure (one line; its traceback goes to ~/.recon/logs/, printed too with --verbose).")
     parser.add_argument("--version", action="version", version=f"recon {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
@@ -50,6 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("source", help="video file or capture folder")
     p.add_argument("--out", required=True, help="output capture folder (written atomically)")
     p.add_argument("--max-frames", type=int, help="frames kept from a video (config capture.max_frames)")
+    _add_up_arg(p)
     p.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
     _add_config_args(p)
     _add_common_args(p)
@@ -76,17 +79,27 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _add_up_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--up", choices=["x", "y", "z", "-x", "-y", "-z"],
+                   help="the subject's up axis in the source's world (config capture.up; default: the source's "
+                        "convention, e.g. +Z for Blender/nerfstudio transforms.json, else estimated from the "
+                        "cameras). Assets are written with it along +Y, their base at y = 0")
+
+
 def _cmd_capture(args) -> int:
     from .capture import capture_to_folder
     from .core.config import write_config
 
-    if args.max_frames is not None:
-        args.overrides.append(f"capture.max_frames={args.max_frames}")
+    for opt, key in ((args.max_frames, "capture.max_frames"), (args.up, "capture.up")):
+        if opt is not None:
+            args.overrides.append(f"{key}={opt}")
     cfg = _resolve_config(args)
     cap = capture_to_folder(args.source, args.out, cfg.capture, overwrite=args.overwrite)
     write_config(cfg, Path(args.out) / "config.yaml")
     n_train, n_test = len(cap.split_indices("train")), len(cap.split_indices("test"))
-    print(f"{args.out}: {len(cap)} frames ({n_train} train, {n_test} test)")
+    up = cap.meta.get("up")
+    up_text = f"; up {[round(v, 3) for v in up]} ({cap.meta.get('up_method')})" if up is not None else ""
+    print(f"{args.out}: {len(cap)} frames ({n_train} train, {n_test} test){up_text}")
     return 0
 
 
@@ -127,16 +140,20 @@ def _add_library_parser(sub) -> None:
     p = action("show", "show one asset: provenance, metrics, files")
     p.add_argument("asset", help="asset id (or unique prefix), NAME (latest version) or NAME@VERSION")
     p = action("find", "search assets")
-    p.add_argument("--kind", help="object, articulated, head, body or garment")
+    p.add_argument("--kind", help="the model really fitted: object, articulated, head, body or garment")
     p.add_argument("--tag", help="assets carrying this tag")
     p.add_argument("--name", help="name, '*' wildcards allowed")
-    p.add_argument("--min-psnr", type=float, help="PSNR at least this (assets without PSNR are left out)")
+    p.add_argument("--min-psnr", type=float,
+                   help="the baked mesh's PSNR on held-out photos (metrics psnr_heldout_baked) at least this; "
+                        "assets without one are left out (a field's or training-view PSNR does not count)")
+    p.add_argument("--material", help="radiance (colour from the field) or pbr")
     p.add_argument("--latest", action="store_true", help="only the newest version of each name")
     p = action("add", "add an asset folder (what recon bake writes to OUT/asset)", json_out=True)
     p.add_argument("asset_dir", help="the asset folder")
     p.add_argument("--name", help="asset name (default: provenance.json, else the mesh file's stem)")
     p.add_argument("--tag", dest="tags", action="append", default=[], help="tag (repeatable)")
-    p.add_argument("--kind", help="object, articulated, head, body or garment (default: provenance.json)")
+    p.add_argument("--kind", help="object, articulated, head, body or garment (default: provenance.json; "
+                                  "refused if it contradicts the fitted kind recorded there)")
     p.add_argument("--licence", help="licence of the source capture")
     p.add_argument("--operator", help="who captured or ingested it")
     p.add_argument("--notes", help="free text")
@@ -154,12 +171,13 @@ def _cmd_library(args) -> int:
     from .library import Library, tables
 
     as_json = getattr(args, "json", False)
-    with Library(args.library, store=args.store) as lib:
-        cmd = args.library_command
+    cmd = args.library_command
+    with Library(args.library, store=args.store, create=cmd in ("add", "rm", "gc")) as lib:
         if cmd == "ls":
             tables.print_assets(lib.find(latest=args.latest), lib.display_url, as_json)
         elif cmd == "find":
-            found = lib.find(kind=args.kind, tag=args.tag, name=args.name, min_psnr=args.min_psnr, latest=args.latest)
+            found = lib.find(kind=args.kind, tag=args.tag, name=args.name, min_psnr=args.min_psnr,
+                             material=args.material, latest=args.latest)
             tables.print_assets(found, "found", as_json)
         elif cmd == "show":
             tables.print_asset(lib.get(args.asset), as_json)
@@ -267,13 +285,15 @@ def _add_fit_parser(sub) -> None:
     src.add_argument("--video", metavar="FILE", help="a video of the subject (frames picked, cameras from SfM)")
     src.add_argument("--data", metavar="DIR", help="capture folder or any source recon reads")
     p.add_argument("--subject", choices=SUBJECT_KINDS, default="object",
-                   help="what the capture shows (default object; the others are fitted as static objects "
-                        "until their models land)")
+                   help="what the capture shows (default object). Only 'object' has its own model yet: the "
+                        "others are fitted as static objects and recorded as kind 'object' with "
+                        "requested_subject set to what you asked for")
     p.add_argument("--name", help="asset name (default: the source's file or folder name)")
     p.add_argument("--out", metavar="OUT", help="job folder (default: out/<name>)")
     p.add_argument("--minutes", type=float, help="training wall-time budget in minutes (config fit.minutes)")
     p.add_argument("--iterations", type=int, help="iteration budget (config fit.iterations)")
     p.add_argument("--backend", choices=["auto", "cuda", "cpp", "torch"], help="kernel backend (config backend)")
+    _add_up_arg(p)
     p.add_argument("--no-bake", action="store_true", help="stop after the fit (no OUT/asset/)")
     g = p.add_mutually_exclusive_group()
     g.add_argument("--resume", action="store_true",
@@ -285,32 +305,44 @@ def _add_fit_parser(sub) -> None:
 
 
 def _cmd_fit(args) -> int:
-    from .pipeline import fit
+    from .pipeline import fit, fitted_kind
 
-    for opt, key in ((args.minutes, "fit.minutes"), (args.iterations, "fit.iterations"), (args.backend, "backend")):
+    for opt, key in ((args.minutes, "fit.minutes"), (args.iterations, "fit.iterations"), (args.backend, "backend"),
+                     (args.up, "capture.up")):
         if opt is not None:
             args.overrides.append(f"{key}={opt}")
     cfg = _resolve_config(args)
+    if args.subject != fitted_kind(args.subject) and not args.quiet:
+        print(f"recon: no {args.subject} model yet: fitting a static object model; the asset is recorded as "
+              f"kind 'object' (requested_subject '{args.subject}')", file=sys.stderr)
     res = fit(args.video or args.data, out=args.out, subject=args.subject, name=args.name, preset=args.preset,
               overrides=args.overrides, config=cfg, bake=not args.no_bake, resume=args.resume,
               overwrite=args.overwrite)
     ev = res.eval
     extra = f", mask IoU {ev['mask_iou']:.3f}" if "mask_iou" in ev else ""
-    print(f"{res.fit_dir}: PSNR {ev['psnr']:.2f} dB, SSIM {ev['ssim']:.3f}{extra} on {ev['n_views']} "
-          f"{ev['split']} views; {ev['iterations']} iterations in {ev['train_seconds']:.0f} s "
+    split = "held-out" if ev["split"] == "test" else "training"
+    print(f"{res.fit_dir}: {res.kind} model; field PSNR {ev['psnr']:.2f} dB, SSIM {ev['ssim']:.3f}{extra} on "
+          f"{ev['n_views']} {split} views; {ev['iterations']} iterations in {ev['train_seconds']:.0f} s "
           f"({ev['rays_per_second']:.0f} rays/s, {ev['backend']})")
     if res.metrics is not None:
         m = res.metrics
-        scores = [f"held-out PSNR {m['psnr_heldout']:.2f} dB" if "psnr_heldout" in m else None,
-                  f"Chamfer {m['chamfer']:.4g}, F-score {m['fscore']:.3f}" if "chamfer" in m else None]
-        print(f"{res.asset_dir}: {m['name']}.glb, {m['triangles']} triangles, "
+        baked = [(k, t) for k, t in (("psnr_heldout_baked", "held-out"), ("psnr_train_baked", "training"))
+                 if k in m]
+        scores = [f"baked PSNR {m[k]:.2f} dB on {m[k + '_views']} {t} views" for k, t in baked[:1]]
+        scores += [f"Chamfer {m['chamfer']:.4g}, F-score {m['fscore']:.3f}" if "chamfer" in m else None]
+        print(f"{res.asset_dir}: {m['name']}.glb ({m.get('material')} material), {m['triangles']} triangles, "
               f"{'watertight' if m['watertight'] else 'not watertight'}, {m['texture_size']} px textures"
               + "".join(f"; {s}" for s in scores if s) + "; report.html, turntable.mp4")
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .core.errors import ReconError
+    """Run one command. Failures end as one line on stderr: exit 2 for the user's (recon's errors, paths
+    that cannot be written), 1 for internal ones, whose traceback goes to ~/.recon/logs/ (and, with
+    --verbose, to stderr)."""
+    import traceback
+
+    from .core.errors import ReconError, os_error_line, save_traceback
     from .core.log import setup_logging
 
     parser = build_parser()
@@ -318,9 +350,10 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
-    setup_logging(quiet=getattr(args, "quiet", False), json_path=getattr(args, "log_json", None),
-                  verbose=getattr(args, "verbose", False))
+    verbose = getattr(args, "verbose", False)
     try:
+        setup_logging(quiet=getattr(args, "quiet", False), json_path=getattr(args, "log_json", None),
+                      verbose=verbose)
         return int(args.func(args) or 0)
     except ReconError as exc:
         print(f"recon: error: {exc}", file=sys.stderr)
@@ -328,6 +361,17 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("recon: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:
+        if isinstance(exc, OSError) and (line := os_error_line(exc)):
+            print(f"recon: error: {line}", file=sys.stderr)
+            return 2
+        if verbose:
+            traceback.print_exc()
+        log = save_traceback(exc)
+        msg = (str(exc).splitlines() or [""])[0]
+        print(f"recon: internal error: {type(exc).__name__}: {msg} "
+              f"({f'traceback in {log}' if log else 'rerun with --verbose for the traceback'})", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -3,7 +3,8 @@ every ingestion job run.
 
     from recon import fit
     result = fit("cat.mp4", out="out/cat")       # a video, image folder, transforms.json, ...
-    result.asset_dir / "cat.glb", result.metrics["psnr_heldout"], result.eval["psnr"]
+    result.asset_dir / "cat.glb", result.metrics["psnr_heldout_baked"], result.eval["psnr"]
+    result.kind                                  # the model that was fitted: "object" for now
 
 The job folder (DESIGN.md):
 
@@ -20,19 +21,25 @@ This module sits above recon.bake and below recon.jobs (which runs it per job).
 """
 from __future__ import annotations
 
-import json
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 from .core.config import Config, config_hash, load_config
-from .core.errors import InputError
+from .core.errors import InputError, read_json_object
 from .core.log import get_logger
 from .core.types import SUBJECT_KINDS, Capture
+from .ops.backend import use_backend
 
 log = get_logger(__name__)
 
 SUBJECT_MODELS = ("object",)  # subjects with their own model; the others are fitted as static objects for now
+
+
+def fitted_kind(subject: str) -> str:
+    """The model that really fits a capture of ``subject``: its own when it has one, else ``object``."""
+    return subject if subject in SUBJECT_MODELS else "object"
+
 STAGES = ("capture", "fit", "asset")
 
 
@@ -42,6 +49,8 @@ class PipelineResult:
     eval: dict  # the field's held-out scores (fit/eval.json)
     asset_dir: Path | None  # out/asset, None when not baked
     metrics: dict | None  # asset/metrics.json
+    kind: str = "object"  # the model that was fitted (what the asset is recorded as)
+    requested_subject: str = "object"  # what the caller asked for
 
     @property
     def fit_dir(self) -> Path:
@@ -65,9 +74,13 @@ def _prepare_out(out: Path, resume: bool, overwrite: bool, uses_capture_dir: boo
 
 
 def _source_info(data, cap: Capture, cap_dir: Path | None) -> dict:
+    from .core.errors import START_AGAIN
+
     meta = {}
     if cap_dir is not None and (cap_dir / "capture.json").is_file():
-        meta = json.loads((cap_dir / "capture.json").read_text()).get("source") or {}
+        fix = "write it again (recon capture --overwrite)" if cap_dir == Path(data) else START_AGAIN
+        meta = read_json_object(cap_dir / "capture.json", fix).get("source")
+        meta = meta if isinstance(meta, dict) else {}
     src = None if isinstance(data, Capture) else str(Path(data).resolve())
     return {"source_path": src, "source_hash": meta.get("hash") or cap.meta.get("source_hash"),
             "source_kind": meta.get("kind") or cap.meta.get("source_kind")}
@@ -75,9 +88,10 @@ def _source_info(data, cap: Capture, cap_dir: Path | None) -> dict:
 
 def _finished_fit(eval_path: Path, cfg: Config) -> dict | None:
     """eval.json's scores when that fit already met this config's budget, else None."""
+
     if not eval_path.is_file():
         return None
-    ev = json.loads(eval_path.read_text())
+    ev = read_json_object(eval_path)
     fc = cfg.fit
     if ev.get("iterations", 0) >= fc.iterations or (fc.minutes and ev.get("train_seconds", 0) >= 60 * fc.minutes):
         log.info("fit already finished: %s", eval_path)
@@ -94,7 +108,8 @@ def fit(data, out: str | Path | None = None, *, subject: str = "object", name: s
     data: anything ``recon.load_capture`` reads (video, image folder, transforms.json,
         COLMAP, IDR/DTU), a recon capture folder, or an in-memory Capture (then ``out`` is required).
     subject: object, articulated, head, body or garment (only object has its own model yet;
-        the others are fitted as static objects, with a warning).
+        the others are fitted as static objects, with a warning, and recorded as ``kind: object``
+        with ``requested_subject`` saying what was asked for).
     config: a resolved Config; else ``preset`` + ``config_file`` + ``overrides``.
     bake: False stops after the fit (no asset folder).
     resume: reuse finished stages and continue an unfinished fit; overwrite: replace an
@@ -106,8 +121,10 @@ def fit(data, out: str | Path | None = None, *, subject: str = "object", name: s
 
     if subject not in SUBJECT_KINDS:
         raise InputError(None, f"unknown subject '{subject}' (one of {', '.join(SUBJECT_KINDS)})")
-    if subject not in SUBJECT_MODELS:
-        log.warning("no %s model yet: fitting the capture as a static object", subject)
+    kind = fitted_kind(subject)
+    if kind != subject:
+        log.warning("no %s model yet: fitting the capture as a static object (recorded as kind 'object', "
+                    "requested_subject '%s')", subject, subject)
     cfg = config or load_config(preset, config_file, list(overrides))
     if isinstance(data, Capture):
         if out is None:
@@ -135,7 +152,7 @@ def fit(data, out: str | Path | None = None, *, subject: str = "object", name: s
     if fit_eval is None:
         fit_eval = fit_field(cap, out=out, config=cfg, resume=resume).eval
     if not bake:
-        return PipelineResult(out, fit_eval, None, None)
+        return PipelineResult(out, fit_eval, None, None, kind, subject)
 
     # bake
     from .bake import bake_asset
@@ -143,21 +160,22 @@ def fit(data, out: str | Path | None = None, *, subject: str = "object", name: s
     asset_dir = out / "asset"
     if resume and (asset_dir / "provenance.json").is_file():
         log.info("asset already baked: %s", asset_dir)
-        return PipelineResult(out, fit_eval, asset_dir, json.loads((asset_dir / "metrics.json").read_text()))
+        return PipelineResult(out, fit_eval, asset_dir, read_json_object(asset_dir / "metrics.json"), kind, subject)
     from . import __version__
 
-    prov = {"name": name, "kind": subject, **_source_info(data, cap, cap_dir), "config_hash": config_hash(cfg),
-            "preset": preset if config is None else None, "overrides": list(overrides), "recon_version": __version__,
-            **(provenance or {})}
-    model = load_model(out)
-    surface = model.field
-    if model.field.kind == "density" and cfg.bake.density_surface == "depth_fusion":
-        from .bake.depth_fusion import fused_surface
+    prov = {"name": name, "kind": kind, "requested_subject": subject, **_source_info(data, cap, cap_dir),
+            "config_hash": config_hash(cfg), "preset": preset if config is None else None,
+            "overrides": list(overrides), "recon_version": __version__, **(provenance or {})}
+    with use_backend(cfg.backend):  # the bake renders the field with the kernels the fit used
+        model = load_model(out)
+        surface = model.field
+        if model.field.kind == "density" and cfg.bake.density_surface == "depth_fusion":
+            from .bake.depth_fusion import fused_surface
 
-        surface = fused_surface(model, cap, cfg.bake.resolution, cfg.bake.bound, max_views=cfg.bake.fusion_views,
-                                trunc_voxels=cfg.bake.fusion_trunc_voxels)
-    gt = cap_dir / "gt_mesh.ply" if cap_dir is not None and (cap_dir / "gt_mesh.ply").is_file() else None
-    metrics = bake_asset(surface, model.field.normalization, out, name, capture=cap, cfg=cfg.bake,
-                         occupancy=model.grid, gt_mesh=gt, fit_eval=fit_eval,
-                         provenance={k: v for k, v in prov.items() if v is not None}, overwrite=True)
-    return PipelineResult(out, fit_eval, asset_dir, metrics)
+            surface = fused_surface(model, cap, cfg.bake.resolution, cfg.bake.bound,
+                                    max_views=cfg.bake.fusion_views, trunc_voxels=cfg.bake.fusion_trunc_voxels)
+        gt = cap_dir / "gt_mesh.ply" if cap_dir is not None and (cap_dir / "gt_mesh.ply").is_file() else None
+        metrics = bake_asset(surface, model.field.normalization, out, name, capture=cap, cfg=cfg.bake,
+                             occupancy=model.grid, gt_mesh=gt, fit_eval=fit_eval,
+                             provenance={k: v for k, v in prov.items() if v is not None}, overwrite=True)
+    return PipelineResult(out, fit_eval, asset_dir, metrics, kind, subject)

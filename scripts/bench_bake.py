@@ -126,7 +126,7 @@ def main(argv=None) -> int:
     glb = res.asset_dir / f"{args.scene}.glb"
     out = {"scene": args.scene, "preset": args.preset, "field": ev["field"], "iterations": ev["iterations"],
            "train_seconds": ev["train_seconds"], "field_psnr": round(ev["psnr"], 3),
-           "baked_psnr": round(m["psnr_heldout"], 3), "heldout_views": m["psnr_heldout_views"],
+           "baked_psnr": round(m["psnr_heldout_baked"], 3), "heldout_views": m["psnr_heldout_baked_views"],
            "triangles": m["triangles"], "watertight": m["watertight"], "texture_size": m["texture_size"],
            "uv_coverage": round(m["uv_coverage"], 4), "bake_seconds": m["bake_seconds"]}
     frames = heldout_frames(res.out, data, HELDOUT_VIEWS)

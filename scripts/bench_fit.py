@@ -145,15 +145,19 @@ def main(argv=None) -> int:
     result = {"scene": args.scene, "backend": ev["backend"], "minutes": args.minutes,
               "iterations": ev["iterations"], "rays_per_second": ev["rays_per_second"],
               "psnr": round(ev["psnr"], 3), "ssim": round(ev["ssim"], 4), "n_views": ev["n_views"]}
+    from recon.ops.backend import use_backend
+
     if args.scene == "lego":
         # eval.json compares with the capture's frames (binary masks); report the usual protocol too
-        std = lego_standard_metrics(work / "run", data)
+        with use_backend(args.backend):  # the backend the fit used
+            std = lego_standard_metrics(work / "run", data)
         result.update({"psnr_capture_gt": result["psnr"], "psnr": round(std["psnr"], 3),
                        "ssim": round(std["ssim"], 4), "n_views": std["n_views"]})
     if args.scene == "dtu24":
         result["iou"] = round(ev.get("mask_iou", float("nan")), 4)
     if args.scene == "bunny":
-        m = mesh_metrics(work / "run", data)
+        with use_backend(args.backend):
+            m = mesh_metrics(work / "run", data)
         result.update({k: (round(v, 5) if isinstance(v, float) else v) for k, v in m.items()})
     result.update({"train_seconds": ev["train_seconds"], "wall_seconds": round(time.time() - t0, 1),
                    "load_before": [round(x, 2) for x in load], "load_after": [round(x, 2) for x in os.getloadavg()],

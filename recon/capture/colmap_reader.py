@@ -289,6 +289,8 @@ def read_colmap(path: str | Path, cfg: CaptureConfig) -> Capture:
         if im.camera_id not in model.cameras:
             raise InputError(img_file, f"image {im.name} uses camera {im.camera_id}, which is not in "
                                        f"{model.files[0].name}")
+        if not (np.all(np.isfinite(im.qvec)) and np.all(np.isfinite(im.tvec)) and np.linalg.norm(im.qvec) > 1e-8):
+            raise InputError(img_file, f"image {im.name} has an invalid pose (quaternion zero or values not finite)")
         paths.append(p)
         c2ws.append(colmap_to_c2w(im.qvec, im.tvec))
         intr.append(camera_intrinsics(model.cameras[im.camera_id], model.files[0]))

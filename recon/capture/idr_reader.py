@@ -88,8 +88,10 @@ def read_idr(path: str | Path, cfg: CaptureConfig) -> Capture:
         if world.shape not in ((4, 4), (3, 4)) or scale.shape != (4, 4):
             raise InputError(npz_path, f"world_mat_{i}/scale_mat_{i} must be 4x4 matrices")
         P = world[:3, :4] @ scale
-        if not np.all(np.isfinite(P)) or abs(np.linalg.det(P[:, :3])) < 1e-300:
-            raise InputError(npz_path, f"world_mat_{i} is not a valid projection")
+        sv = np.linalg.svd(P[:, :3], compute_uv=False) if np.all(np.isfinite(P)) else None
+        if sv is None or sv[-1] <= 1e-12 * sv[0]:  # not finite, or (numerically) singular
+            raise InputError(npz_path, f"world_mat_{i} (image {img.name}) is not a valid projection "
+                                       f"({'not finite' if sv is None else 'singular'})")
         K, c2w = decompose_projection(P)
         Ks.append(K)
         c2ws.append(c2w)

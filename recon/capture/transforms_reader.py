@@ -12,7 +12,8 @@ Layouts:
 Intrinsics come as ``camera_angle_x`` (+ ``camera_angle_y``; principal point at
 the image centre) or ``fl_x fl_y cx cy w h k1 k2 p1 p2 k3``, at the top level
 or per frame (per-frame values win). ``transform_matrix`` is an OpenGL/Blender
-camera-to-world (x right, y up, z backward), converted to OpenCV here. A
+camera-to-world (x right, y up, z backward), converted to OpenCV here; it must be
+rigid (scaled, singular or mirrored rotations are refused). A
 principal point in these files follows nerfstudio's pixel-centre-at-+0.5
 convention, the same as recon's.
 
@@ -32,11 +33,12 @@ import numpy as np
 
 from ..core.config import CaptureConfig
 from ..core.conventions import opengl_to_opencv
-from ..core.errors import InputError
+from ..core.errors import InputError, read_json_object
 from ..core.log import get_logger
 from ..core.types import Cameras, Capture, FrameInfo
 from .frame_files import frame_names, hash_inputs, load_frames, resolve_image_path
 from .split import holdout_split
+from .upright import Z_UP
 
 log = get_logger(__name__)
 
@@ -45,6 +47,7 @@ _INTRINSIC_KEYS = ("fl_x", "fl_y", "cx", "cy", "w", "h", "camera_angle_x", "came
                    "camera_model", "k4") + _DIST_KEYS
 # Camera models whose parameters map onto recon's OpenCV pinhole + k1 k2 p1 p2 k3.
 _SUPPORTED_MODELS = {"OPENCV", "PINHOLE", "SIMPLE_PINHOLE", "SIMPLE_RADIAL", "RADIAL", "PERSPECTIVE"}
+_RIGID_TOL = 1e-3  # |R^T R - I| and last-row error accepted in a transform_matrix (files store ~7 digits)
 
 
 @dataclass
@@ -103,7 +106,25 @@ def _matrix(value: Any, json_path: Path, what: str) -> np.ndarray:
         m = np.vstack([m, [0.0, 0.0, 0.0, 1.0]])
     if m.shape != (4, 4) or not np.all(np.isfinite(m)):
         raise InputError(json_path, f"{what}: transform_matrix must be a finite 4x4 (or 3x4) matrix")
+    problem = _rigid_problem(m)
+    if problem:
+        raise InputError(json_path, f"{what}: transform_matrix is not a camera pose ({problem})")
     return m
+
+
+def _rigid_problem(m: np.ndarray, tol: float = _RIGID_TOL) -> str | None:
+    """Why the 4x4 ``m`` is not a rotation + translation (within ``tol``), or None."""
+    R = m[:3, :3]
+    det = np.linalg.det(R)
+    if abs(det) < tol:
+        return "its rotation part is singular"
+    if np.abs(R.T @ R - np.eye(3)).max() > tol:
+        return "its rotation part is scaled or sheared, not orthonormal"
+    if det < 0:
+        return "its rotation part is a reflection, determinant -1"
+    if np.abs(m[3] - [0.0, 0.0, 0.0, 1.0]).max() > tol:
+        return "its last row is not [0, 0, 0, 1]"
+    return None
 
 
 def _parse_frames(json_path: Path, data: dict, file_split: str | None) -> list[_FrameEntry]:
@@ -209,16 +230,11 @@ def _read_ply_points(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
 
 
 def _read_capture_json(folder: Path) -> dict:
-    """recon's capture.json beside the transforms.json (provenance), or {}."""
+    """recon's capture.json beside the transforms.json (provenance), or {}; a corrupt one is an InputError."""
     p = folder / "capture.json"
     if not p.is_file():
         return {}
-    try:
-        data = json.loads(p.read_text())
-    except (OSError, json.JSONDecodeError):
-        log.warning(f"{p}: unreadable capture.json; frame provenance not restored")
-        return {}
-    return data if isinstance(data, dict) else {}
+    return read_json_object(p, "write the capture folder again (--overwrite)")
 
 
 def read_transforms(path: str | Path, cfg: CaptureConfig) -> Capture:
@@ -298,5 +314,15 @@ def read_transforms(path: str | Path, cfg: CaptureConfig) -> Capture:
             meta["original_source_hash"] = source["hash"]
         if cap_json.get("sfm") is not None:
             meta["sfm"] = cap_json["sfm"]
+        if block.get("up") is not None:
+            try:
+                up = np.asarray(block["up"], dtype=np.float64).reshape(3)
+            except (TypeError, ValueError):
+                up = np.zeros(3)
+            if not np.all(np.isfinite(up)) or np.linalg.norm(up) < 1e-9:
+                raise InputError(main_json, "\"recon\".up must be a non-zero 3-vector")
+            meta["up"], meta["up_method"] = up.tolist(), block.get("up_method") or "recon capture folder"
+    else:  # Blender / nerfstudio / instant-ngp worlds are +Z up
+        meta["up"], meta["up_method"] = Z_UP.tolist(), "convention (Blender/nerfstudio/instant-ngp world: +Z up)"
     return Capture(images=frames.images, cameras=cams, frames=infos, masks=frames.masks,
                    normalization=normalization, points=points, points_rgb=points_rgb, meta=meta)

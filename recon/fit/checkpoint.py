@@ -6,9 +6,12 @@ from pathlib import Path
 
 import torch
 
+from ..core.errors import corrupt_file
 from ..core.fsutil import atomic_write_bytes
 
 KEEP = 2
+REQUIRED = {"model", "optimizer", "scaler", "iteration", "train_seconds", "generator", "torch_rng", "config",
+            "n_frames"}  # what resume (Trainer._load) and load_model read
 
 
 def checkpoint_path(ckpt_dir: Path, iteration: int) -> Path:
@@ -32,4 +35,14 @@ def latest_checkpoint(ckpt_dir: Path) -> Path | None:
 
 
 def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dict:
-    return torch.load(path, map_location=map_location, weights_only=False)
+    """The state ``save_checkpoint`` wrote; InputError when the file does not read back as one."""
+    fix = "delete it to resume from an earlier checkpoint, or pass --overwrite to start again"
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=False)
+    except OSError:
+        raise
+    except Exception as exc:  # torch.load raises many kinds for a damaged file (pickle, zip, EOF, ...)
+        raise corrupt_file(path, exc, fix) from None
+    if not isinstance(state, dict) or not REQUIRED <= state.keys():
+        raise corrupt_file(path, "not a recon checkpoint", fix)
+    return state

@@ -20,7 +20,7 @@ from ..core.log import get_logger, log_event
 from ..core.progress import progress_bar
 from ..core.types import Capture
 from ..models.object_model import ObjectModel
-from ..ops.backend import active_backend, set_backend
+from ..ops.backend import active_backend, use_backend
 from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from .data import PixelSet, detect_mask_mode
 from .evaluate import BACKGROUNDS, evaluate
@@ -60,7 +60,10 @@ def split_indices(cap: Capture) -> tuple[np.ndarray, np.ndarray, str]:
 
 
 class Trainer:
-    """Fits an ObjectModel to a Capture; ``run()`` trains within the budget and returns eval.json's dict."""
+    """Fits an ObjectModel to a Capture; ``run()`` trains within the budget and returns eval.json's dict.
+
+    ``run()`` works under the config's backend (``use_backend``); ``step()`` alone uses the caller's.
+    """
 
     def __init__(self, cfg: Config, cap: Capture, fit_dir: str | Path, resume: bool = False):
         self.cfg = cfg
@@ -70,7 +73,6 @@ class Trainer:
         self.device = _device()
         if cfg.fit.num_threads > 0:
             torch.set_num_threads(cfg.fit.num_threads)
-        set_backend(cfg.backend)
         torch.manual_seed(cfg.seed)
         self.gen = torch.Generator(device=self.device).manual_seed(cfg.seed)
 
@@ -193,6 +195,10 @@ class Trainer:
         return stats
 
     def run(self) -> dict:
+        with use_backend(self.cfg.backend):
+            return self._run()
+
+    def _run(self) -> dict:
         cfg = self.cfg
         fc = cfg.fit
         log_path = self.dir / "log.jsonl"

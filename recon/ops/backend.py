@@ -1,4 +1,8 @@
-"""Backend selection: cuda > cpp > torch, forced by ``set_backend`` (config ``backend``).
+"""Backend selection: cuda > cpp > torch, forced by ``use_backend`` (config ``backend``).
+
+``with use_backend("torch"): ...`` forces a backend for the code it wraps (a
+``contextvars`` setting, restored on exit, exceptions included); outside any such
+block the process default applies: "auto", or what a script set with ``set_backend``.
 
 ``auto`` runs CUDA tensors on the CUDA kernels and CPU tensors on the C++/OpenMP
 kernels when the extension builds (on first use, cached; see ``cuda_ext.loader``),
@@ -16,8 +20,10 @@ table layout) differs from tinycudann's grid.
 """
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import warnings
-from typing import Callable
+from typing import Callable, Iterator
 
 import torch
 
@@ -30,21 +36,38 @@ OPS = ("hash_grid_encode", "march_rays", "composite")  # ops with compiled kerne
 # returns None for them under every backend, without building the extension.
 TWIN_ONLY_OPS = ("rasterize",)
 
-_BACKEND = "auto"
+_BACKEND = "auto"  # the process default (set_backend); use_backend overrides it in a scope
+_SCOPED: contextvars.ContextVar[str | None] = contextvars.ContextVar("recon_backend", default=None)
 _KERNELS: dict[str, dict[str, Callable]] = {}  # extension kind -> op -> callable
 _WARNED: set[str] = set()  # kinds whose failed build was reported
 _log = get_logger(__name__)
 
 
-def set_backend(name: str) -> None:
-    global _BACKEND
+def _check(name: str) -> str:
     if name not in BACKENDS:
         raise ValueError(f"unknown backend '{name}' (expected one of {', '.join(BACKENDS)})")
-    _BACKEND = name
+    return name
+
+
+def set_backend(name: str) -> None:
+    """Set the process default backend: for scripts; library code uses ``use_backend``."""
+    global _BACKEND
+    _BACKEND = _check(name)
+
+
+@contextlib.contextmanager
+def use_backend(name: str) -> Iterator[str]:
+    """Force backend ``name`` ('auto', 'cuda', 'cpp', 'torch') inside the ``with`` block (this thread/task)."""
+    token = _SCOPED.set(_check(name))
+    try:
+        yield name
+    finally:
+        _SCOPED.reset(token)
 
 
 def get_backend() -> str:
-    return _BACKEND
+    """The backend in force here: the innermost ``use_backend``, else the process default."""
+    return _SCOPED.get() or _BACKEND
 
 
 def _loader():
@@ -90,7 +113,7 @@ def _require_kernels(name: str, kind: str) -> dict[str, Callable]:
 def _resolve(device: torch.device | str) -> tuple[str, dict[str, Callable] | None]:
     """(backend name, its kernels or None for torch) for tensors on ``device``."""
     dev = torch.device(device).type
-    name = _BACKEND
+    name = get_backend()
     if name == "torch":
         return "torch", None
     if name == "cuda":
@@ -150,7 +173,7 @@ def build_status() -> dict:
     from cuda_ext.loader import build_status as ext_status, cuda_toolkit_available
 
     return {
-        "backend": _BACKEND,
+        "backend": get_backend(),
         "extensions": ext_status(),
         "cuda_available": torch.cuda.is_available(),
         "cuda_toolkit": cuda_toolkit_available(),

@@ -67,6 +67,40 @@ def _idr_mask_size_mismatch(tmp: Path):
     return src, src / "mask" / "000.png"
 
 
+def _posed(tmp: Path, matrix: np.ndarray):
+    _image(tmp / "src" / "images" / "0.png")
+    return tmp / "src", _transforms(tmp / "src", [{**_frame(0), "transform_matrix": matrix.tolist()}])
+
+
+def _singular_pose(tmp: Path):
+    return _posed(tmp, np.zeros((4, 4)))
+
+
+def _scaled_pose(tmp: Path):
+    return _posed(tmp, np.diag([2.0, 2.0, 2.0, 1.0]))
+
+
+def _mirrored_pose(tmp: Path):
+    return _posed(tmp, np.diag([1.0, 1.0, -1.0, 1.0]))
+
+
+def _idr_singular_projection(tmp: Path):
+    src = tmp / "src"
+    _image(src / "image" / "000.png")
+    P = np.eye(4)
+    P[:3] = [[30, 0, 20, 1], [0, 30, 15, 1], [30, 30, 35 + 1e-13, 2]]  # row 3 = row 1 + row 2, up to rounding
+    np.savez(src / "cameras_sphere.npz", world_mat_0=P, scale_mat_0=np.eye(4))
+    return src, src / "cameras_sphere.npz"
+
+
+def _colmap_zero_quaternion(tmp: Path):
+    src = tmp / "src"
+    _image(src / "images" / "0.png")
+    (src / "cameras.txt").write_text("1 PINHOLE 40 30 30 30 20 15\n")
+    (src / "images.txt").write_text("1 0 0 0 0 0 0 1 1 0.png\n\n")
+    return src, src / "images.txt"
+
+
 def _image_size_vs_wh(tmp: Path):
     _image(tmp / "src" / "images" / "0.png")
     _image(tmp / "src" / "images" / "1.png", size=(50, 30))
@@ -94,7 +128,8 @@ def _nothing_readable(tmp: Path):
 
 
 CASES = [_missing_source, _malformed_json, _no_transform_matrix, _missing_image, _mask_size_mismatch,
-         _idr_mask_size_mismatch, _image_size_vs_wh, _no_intrinsics, _no_frames, _nothing_readable]
+         _idr_mask_size_mismatch, _image_size_vs_wh, _no_intrinsics, _no_frames, _nothing_readable,
+         _singular_pose, _scaled_pose, _mirrored_pose, _idr_singular_projection, _colmap_zero_quaternion]
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.__name__.strip("_") for c in CASES])

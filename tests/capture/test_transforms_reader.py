@@ -15,6 +15,7 @@ from recon.capture.transforms_reader import read_transforms
 from recon.cli import main
 from recon.core.config import CaptureConfig
 from recon.core.conventions import opengl_to_opencv
+from recon.core.errors import InputError
 
 
 @pytest.fixture(scope="module")
@@ -185,3 +186,37 @@ def test_nerfstudio_split_lists_alpha_masks_and_mask_files(tmp_path):
     (tmp_path / "transforms.json").write_text(json.dumps(data))
     cap = read_transforms(tmp_path, CaptureConfig())
     assert cap.masks[0].max() == 0 and cap.masks[1].min() == 255
+
+
+def _rotation(a: float) -> np.ndarray:
+    c, s = math.cos(a), math.sin(a)
+    return np.array([[c, 0, s], [0, 1, 0], [-s, 0, c]]) @ np.array([[1, 0, 0], [0, c, -s], [0, s, c]])
+
+
+@pytest.mark.parametrize("rot, last, problem", [
+    (np.zeros((3, 3)), [0, 0, 0, 1], "singular"),
+    (1.01 * _rotation(0.3), [0, 0, 0, 1], "scaled or sheared"),
+    (_rotation(0.3) @ np.array([[1, 0.05, 0], [0, 1, 0], [0, 0, 1]]), [0, 0, 0, 1], "scaled or sheared"),
+    (_rotation(0.3) @ np.diag([1, 1, -1]), [0, 0, 0, 1], "reflection"),
+    (_rotation(0.3), [0, 0, 1, 1], "last row"),
+])
+def test_non_rigid_poses_are_refused(tmp_path, rot, last, problem):
+    _write_images(tmp_path / "images", 2)
+    bad = np.eye(4)
+    bad[:3, :3], bad[3] = rot, last
+    frames = [{"file_path": "images/im_0.png", "transform_matrix": _pose(0)},
+              {"file_path": "images/im_1.png", "transform_matrix": bad.tolist()}]
+    (tmp_path / "transforms.json").write_text(json.dumps({"fl_x": 30.0, "frames": frames}))
+    with pytest.raises(InputError, match=f"frame 1 \\(images/im_1.png\\).*{problem}") as err:
+        read_transforms(tmp_path, CaptureConfig())
+    assert err.value.path == str(tmp_path / "transforms.json")
+
+
+def test_rounded_rigid_poses_are_accepted(tmp_path):
+    _write_images(tmp_path / "images", 1)
+    m = np.eye(4)
+    m[:3, :3], m[:3, 3] = _rotation(0.7), [0.1, 2.0, -0.3]
+    frames = [{"file_path": "images/im_0.png", "transform_matrix": np.round(m, 4).tolist()}]  # 4 decimals
+    (tmp_path / "transforms.json").write_text(json.dumps({"fl_x": 30.0, "frames": frames}))
+    cap = read_transforms(tmp_path, CaptureConfig())
+    assert np.allclose(cap.cameras.c2w[0], opengl_to_opencv(np.round(m, 4)))

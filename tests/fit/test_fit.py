@@ -109,3 +109,26 @@ def test_fresh_fit_replaces_an_earlier_one(cap, tmp_path):
     assert [p.name for p in (tmp_path / "fit" / "checkpoints").iterdir()] == ["step_0000010.pt"]
     log = [json.loads(line) for line in (tmp_path / "fit" / "log.jsonl").read_text().splitlines()]
     assert [r["iteration"] for r in log] == [10]
+
+
+def test_fit_backend_is_scoped(cap, tmp_path, monkeypatch):
+    """The config's backend holds during the fit only: the caller's is back afterwards, also on errors."""
+    from recon.fit.trainer import Trainer
+    from recon.ops.backend import get_backend, use_backend
+
+    cfg = load_config("object-fast", overrides=TINY + ["field.kind=density", "fit.iterations=4",
+                                                       "fit.batch_rays=128"])
+    with use_backend("cpp"):
+        assert fit(cap, out=tmp_path / "ok", config=cfg).eval["backend"] == "torch"
+        assert get_backend() == "cpp"
+    before = get_backend()
+    seen = []
+
+    def failing_step(self):
+        seen.append(get_backend())
+        raise RuntimeError("step failed")
+
+    monkeypatch.setattr(Trainer, "step", failing_step)
+    with pytest.raises(RuntimeError, match="step failed"):
+        fit(cap, out=tmp_path / "fails", config=cfg)
+    assert seen == ["torch"] and get_backend() == before

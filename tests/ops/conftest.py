@@ -27,3 +27,11 @@ def n_threads():
     before = torch.get_num_threads()
     yield torch.set_num_threads
     torch.set_num_threads(before)
+
+
+@pytest.fixture(autouse=True)
+def default_backend_at_start():
+    """Each ops test starts on the process default: nothing run before it (a fit, say) left a backend forced."""
+    from recon.ops.backend import get_backend
+
+    assert get_backend() == "auto", f"an earlier test left the backend forced to '{get_backend()}'"

@@ -39,6 +39,24 @@ def test_set_backend_validates():
         backend.set_backend("metal")
 
 
+def test_use_backend_is_scoped(fresh_backend):
+    """use_backend forces a backend inside its block only (nested, and on exceptions too)."""
+    with backend.use_backend("torch") as name:
+        assert name == backend.get_backend() == "torch" and backend.active_backend("cpu") == "torch"
+        with pytest.raises(ZeroDivisionError), backend.use_backend("cpp"):
+            assert backend.get_backend() == "cpp"
+            1 / 0
+        assert backend.get_backend() == "torch"
+    assert backend.get_backend() == "auto"
+    backend.set_backend("cpp")  # the process default, for scripts
+    with backend.use_backend("torch"):
+        assert backend.get_backend() == "torch"
+    assert backend.get_backend() == "cpp"
+    with pytest.raises(ValueError, match="unknown backend"), backend.use_backend("metal"):
+        pass
+    assert backend.get_backend() == "cpp"
+
+
 def test_auto_uses_cpp_on_cpu(cpu_ext, fresh_backend):
     assert backend.active_backend("cpu") == "cpp"
     assert backend.active_backend(torch.device("cpu")) == "cpp"
