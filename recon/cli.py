@@ -53,6 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output capture folder (written atomically)")
     p.add_argument("--max-frames", type=int, help="frames kept from a video (config capture.max_frames)")
     _add_up_arg(p)
+    _add_mask_args(p)
     p.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
     _add_config_args(p)
     _add_common_args(p)
@@ -79,6 +80,37 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _add_mask_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("subject masks (for captures without their own; config capture.segmenter)")
+    m = g.add_mutually_exclusive_group()
+    m.add_argument("--masks", metavar="PATH", help="your masks: a folder of mask images named like the frames "
+                                                   "(255 = subject), or a mask video")
+    m.add_argument("--subject-box", metavar="X0,Y0,X1,Y1",
+                   help="a box around the subject in one frame (source pixels); refined with GrabCut and "
+                        "followed through the other frames with optical flow")
+    m.add_argument("--auto-masks", action="store_true",
+                   help="find a static subject automatically: what the cameras converge on, refined per frame")
+    g.add_argument("--prompt-frame", type=int, help="the frame --subject-box is drawn in (default 0)")
+
+
+def _mask_overrides(args) -> list[str]:
+    """config overrides for the mask options given on the command line."""
+    if args.masks:
+        return ["capture.segmenter=folder", f"capture.masks_path={json.dumps(str(args.masks))}"]
+    if args.subject_box:
+        from .core.errors import InputError
+
+        try:
+            box = [float(v) for v in args.subject_box.split(",")]
+        except ValueError:
+            box = []
+        if len(box) != 4:
+            raise InputError(None, f"--subject-box wants four numbers x0,y0,x1,y1 (got '{args.subject_box}')")
+        return ["capture.segmenter=prompt", f"capture.subject_box={box}"] + \
+            ([f"capture.prompt_frame={args.prompt_frame}"] if args.prompt_frame is not None else [])
+    return ["capture.segmenter=auto"] if args.auto_masks else []
+
+
 def _add_up_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("--up", choices=["x", "y", "z", "-x", "-y", "-z"],
                    help="the subject's up axis in the source's world (config capture.up; default: the source's "
@@ -93,6 +125,7 @@ def _cmd_capture(args) -> int:
     for opt, key in ((args.max_frames, "capture.max_frames"), (args.up, "capture.up")):
         if opt is not None:
             args.overrides.append(f"{key}={opt}")
+    args.overrides += _mask_overrides(args)
     cfg = _resolve_config(args)
     cap = capture_to_folder(args.source, args.out, cfg.capture, overwrite=args.overwrite)
     write_config(cfg, Path(args.out) / "config.yaml")
@@ -294,6 +327,7 @@ def _add_fit_parser(sub) -> None:
     p.add_argument("--iterations", type=int, help="iteration budget (config fit.iterations)")
     p.add_argument("--backend", choices=["auto", "cuda", "cpp", "torch"], help="kernel backend (config backend)")
     _add_up_arg(p)
+    _add_mask_args(p)
     p.add_argument("--no-bake", action="store_true", help="stop after the fit (no OUT/asset/)")
     g = p.add_mutually_exclusive_group()
     g.add_argument("--resume", action="store_true",
@@ -311,6 +345,7 @@ def _cmd_fit(args) -> int:
                      (args.up, "capture.up")):
         if opt is not None:
             args.overrides.append(f"{key}={opt}")
+    args.overrides += _mask_overrides(args)
     cfg = _resolve_config(args)
     if args.subject != fitted_kind(args.subject) and not args.quiet:
         print(f"recon: no {args.subject} model yet: fitting a static object model; the asset is recorded as "

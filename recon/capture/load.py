@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 from ..core.config import CaptureConfig
 from ..core.errors import InputError
 from ..core.log import get_logger
@@ -77,6 +79,28 @@ def read_source(source: str | Path, cfg: CaptureConfig) -> Capture:
     return read_image_folder(path, cfg)
 
 
+def _segment(cap: Capture, cfg: CaptureConfig) -> Capture:
+    """``cap`` with masks from the configured segmenter (``recon.capture.segment``)."""
+    from .segment import segment_capture
+
+    if cfg.segmenter == "folder":
+        if not cfg.masks_path:
+            raise InputError(None, "segmenter 'folder' needs a mask folder or video (--masks PATH)")
+        cap = segment_capture(cap, "folder", path=cfg.masks_path)
+    elif cfg.segmenter == "prompt":
+        if cfg.subject_box is None:
+            raise InputError(None, "segmenter 'prompt' needs a box (--subject-box x0,y0,x1,y1)")
+        box = np.asarray(cfg.subject_box, np.float64)
+        src_size = (cap.meta.get("video") or {}).get("size")  # a video's box is in its own pixels
+        if src_size and cfg.prompt_frame < len(cap):
+            box = box * cap.images[cfg.prompt_frame].shape[1] / float(src_size[0])
+        cap = segment_capture(cap, "prompt", box=box.tolist(), prompt_frame=cfg.prompt_frame)
+    else:
+        cap = segment_capture(cap, cfg.segmenter)
+    log.info(f"masks from the {cfg.segmenter} segmenter: mean subject coverage {cap.meta['masks']['mean_coverage']:.3f}")
+    return cap
+
+
 def load_capture(source: str | Path, config: CaptureConfig | None = None, normalize: bool = True) -> Capture:
     """Read any supported source into a Capture with cameras, normalised to the unit sphere.
 
@@ -85,9 +109,13 @@ def load_capture(source: str | Path, config: CaptureConfig | None = None, normal
     """
     cfg = config or CaptureConfig()
     cap = read_source(source, cfg)
+    if cfg.segmenter in ("folder", "prompt"):  # the user's masks replace the source's
+        cap = _segment(cap, cfg)
     if cap.cameras is None:
         from .sfm import solve_cameras
         cap = solve_cameras(cap, cfg.sfm)
+    if cfg.segmenter == "auto" and cap.masks is None:  # needs the cameras; before normalising, which centres on it
+        cap = _segment(cap, cfg)
     if normalize and not cap.meta.get("normalized", False):
         from .normalize import normalize_capture
         cap = normalize_capture(cap)

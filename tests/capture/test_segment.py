@@ -1,0 +1,151 @@
+"""Segmenters: user masks (folder, video) and prompted masks (GrabCut + optical flow)."""
+
+import numpy as np
+import pytest
+
+from recon.capture.segment import SEGMENTERS, segment_capture
+from recon.core.errors import InputError
+from recon.core.imageio import write_mask
+from recon.core.types import Capture, FrameInfo
+from recon.synth.composite import moving_subject_video
+
+
+def iou(a: np.ndarray, b: np.ndarray) -> float:
+    return float(((a > 0) & (b > 0)).sum() / max(1, ((a > 0) | (b > 0)).sum()))
+
+
+def box_around(mask: np.ndarray, margin: int = 8) -> tuple[int, int, int, int]:
+    ys, xs = np.nonzero(mask)
+    h, w = mask.shape
+    return (max(0, xs.min() - margin), max(0, ys.min() - margin), min(w, xs.max() + 1 + margin),
+            min(h, ys.max() + 1 + margin))
+
+
+@pytest.fixture(scope="module")
+def small_capture():
+    rng = np.random.default_rng(0)
+    images = [rng.integers(0, 255, (24, 32, 3), dtype=np.uint8) for _ in range(3)]
+    frames = [FrameInfo(name=f"f{i:05d}", source="v.mp4", index=2 * i) for i in range(3)]
+    masks = [np.zeros((24, 32), np.uint8) for _ in range(3)]
+    for i, m in enumerate(masks[1:]):
+        m[4:20, 5 + i:25] = 255  # masks[0] stays empty
+    return Capture(images=images, cameras=None, frames=frames), masks
+
+
+def test_registry():
+    assert {"folder", "prompt"} <= set(SEGMENTERS)
+    with pytest.raises(InputError, match="unknown mask method 'nope'"):
+        segment_capture(Capture(images=[], cameras=None, frames=[]), "nope")
+
+
+def test_folder_masks_round_trip(small_capture, tmp_path):
+    cap, masks = small_capture
+    for f, m, suffix in zip(cap.frames, masks, (".png", ".jpg", ".bmp")):
+        write_mask(tmp_path / f"{f.name}{suffix}", m)
+    (tmp_path / "notes.txt").write_text("ignored")
+    out = segment_capture(cap, "folder", path=tmp_path)
+    for a, b in zip(out.masks, masks):
+        assert a.dtype == np.uint8 and iou(a, b) > 0.98 if b.any() else not a.any()
+    meta = out.meta["masks"]
+    assert meta["method"] == "folder" and meta["source"] == str(tmp_path) and meta["empty"] == ["f00000"]
+    assert cap.masks is None  # the input is not changed
+
+
+def test_folder_masks_integer_downscale(small_capture, tmp_path):
+    cap, masks = small_capture
+    for f, m in zip(cap.frames, masks):
+        write_mask(tmp_path / f"{f.name}.png", np.kron(m, np.ones((3, 3), np.uint8)))  # 3x the frame
+    out = segment_capture(cap, "folder", path=tmp_path)
+    for a, b in zip(out.masks, masks):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_mask_video(small_capture, tmp_path):
+    av = pytest.importorskip("av")
+    cap, masks = small_capture
+    path = tmp_path / "masks.mp4"
+    with av.open(str(path), "w") as out:
+        s = out.add_stream("libx264", rate=10, options={"crf": "0"})
+        s.width, s.height, s.pix_fmt = 32, 24, "yuv444p"
+        for k in range(6):  # capture frame i is video frame 2i
+            m = masks[k // 2] if k % 2 == 0 else 255 - masks[0]
+            for p in s.encode(av.VideoFrame.from_ndarray(np.repeat(m[..., None], 3, 2), format="rgb24")):
+                out.mux(p)
+        for p in s.encode():
+            out.mux(p)
+    got = segment_capture(cap, "folder", path=path).masks
+    for a, b in zip(got, masks):
+        assert iou(a, b) > 0.95 if b.any() else not a.any()
+
+
+def test_folder_errors(small_capture, tmp_path):
+    cap, masks = small_capture
+    with pytest.raises(InputError, match="mask folder not found"):
+        segment_capture(cap, "folder", path=tmp_path / "missing")
+    write_mask(tmp_path / "f00000.png", masks[0])
+    write_mask(tmp_path / "f00009.png", masks[2])  # a stray name: f00001, f00002 missing
+    with pytest.raises(InputError) as e:
+        segment_capture(cap, "folder", path=tmp_path)
+    assert str(e.value) == f"{tmp_path}: 2 mask files for 3 frames; no mask for f00001, f00002"
+    (tmp_path / "f00009.png").unlink()
+    write_mask(tmp_path / "f00001.png", masks[1])
+    write_mask(tmp_path / "f00002.png", np.zeros((24, 33), np.uint8))
+    with pytest.raises(InputError) as e:
+        segment_capture(cap, "folder", path=tmp_path)
+    assert str(e.value).startswith(f"{tmp_path / 'f00002.png'}: mask is 33x24 but frame f00002 is 32x24")
+    write_mask(tmp_path / "f00002.png", np.zeros((48, 60), np.uint8))  # 2x high, not 2x wide
+    with pytest.raises(InputError, match="mask is 60x48 but frame f00002 is 32x24"):
+        segment_capture(cap, "folder", path=tmp_path)
+
+
+def avocado_video(shared_data, background):
+    return moving_subject_video(shared_data / "meshes/avocado/avocado.gltf", n_frames=30, size=(256, 192),
+                                background=background)
+
+
+@pytest.fixture(scope="module")
+def video(shared_data):
+    return avocado_video(shared_data, "chelsea")
+
+
+def check_prompt_iou(video, background):
+    box = box_around(video.true_masks[0])
+    out = segment_capture(video.capture, "prompt", box=box)
+    ious = [iou(a, b) for a, b in zip(out.masks, video.true_masks)]
+    print(f"prompt masks (avocado over {background}, 30 frames): mean IoU {np.mean(ious):.4f}, min {np.min(ious):.4f}")
+    assert out.meta["masks"]["method"] == "prompt" and out.meta["masks"]["prompt_frame"] == "f00000"
+    assert np.mean(ious) >= 0.95
+
+
+def test_prompt_masks_iou(video):
+    """A box around the subject in frame 0 -> masks for 30 frames of a moving subject over a real photo."""
+    check_prompt_iou(video, "chelsea")
+
+
+@pytest.mark.xfail(strict=True, reason="known: GrabCut leaks into the dark spoon next to the avocado in frame 0 "
+                                       "and the leak grows along the chain (mean IoU 0.68)")
+def test_prompt_masks_iou_cluttered_background(shared_data):
+    check_prompt_iou(avocado_video(shared_data, "coffee"), "coffee")
+
+
+def test_prompt_masks_from_middle_frame_with_points(video):
+    cap = video.capture.subset(range(10, 20))
+    truth = video.true_masks[10:20]
+    ys, xs = np.nonzero(truth[5])
+    points = [(int(xs.mean()), int(ys.mean()), 1), (2, 2, 0)]
+    out = segment_capture(cap, "prompt", box=box_around(truth[5]), points=points, prompt_frame=5)
+    assert np.mean([iou(a, b) for a, b in zip(out.masks, truth)]) >= 0.95
+
+
+def test_prompt_errors(video):
+    cap = video.capture.subset(range(3))
+    with pytest.raises(InputError, match=r"prompt box \(100, 50, 300, 150\) is outside frame f00000 \(256x192\)"):
+        segment_capture(cap, "prompt", box=(100, 50, 300, 150))
+    with pytest.raises(InputError, match=r"prompt box \(100, 50, 90, 150\) is empty or inverted"):
+        segment_capture(cap, "prompt", box=(100, 50, 90, 150))
+    with pytest.raises(InputError, match=r"prompt frame 3 is out of range \(the capture has 3 frames, 0..2\)"):
+        segment_capture(cap, "prompt", box=(10, 10, 50, 50), prompt_frame=3)
+    with pytest.raises(InputError, match=r"prompt point \(300, 10, 1\) is outside frame f00000"):
+        segment_capture(cap, "prompt", box=(10, 10, 50, 50), points=[(300, 10, 1)])
+    with pytest.raises(InputError, match="covers all of frame f00000"):
+        segment_capture(cap, "prompt", box=(0, 0, 256, 192))
