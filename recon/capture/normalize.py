@@ -142,10 +142,11 @@ def _subsample_views(n: int, k: int) -> np.ndarray:
     return np.arange(n) if n <= k else np.unique(np.linspace(0, n - 1, k).round().astype(np.int64))
 
 
-def _carve(cams: Cameras, dists: list[np.ndarray], lo: np.ndarray, hi: np.ndarray,
-           res: int) -> tuple[np.ndarray, np.ndarray, float]:
+def carve(cams: Cameras, dists: list[np.ndarray], lo: np.ndarray, hi: np.ndarray,
+          res: int, tolerance: float = HULL_TOLERANCE) -> tuple[np.ndarray, np.ndarray, float]:
     """Carve the box [lo, hi] (cubic) at ``res``^3; returns occupancy (res^3 bool), voxel centres, voxel size.
 
+    ``tolerance``: the fraction of the views seeing a voxel that may disagree (imperfect masks).
     ``dists[i]`` is view i's distance (pixels) from each pixel to the nearest mask
     pixel; a voxel is inside view i's mask when its projected centre is within
     the projected voxel radius of the mask, so thin parts are never carved away.
@@ -175,12 +176,12 @@ def _carve(cams: Cameras, dists: list[np.ndarray], lo: np.ndarray, hi: np.ndarra
         seen += vis
         inside += vis & hit
     min_seen = max(min(3, n_views), int(np.ceil(HULL_MIN_VISIBLE * n_views)))
-    allowed = np.floor(HULL_TOLERANCE * seen).astype(np.int32)
+    allowed = np.floor(tolerance * seen).astype(np.int32)
     occ = (seen >= min_seen) & (inside >= seen - allowed)
     return occ.reshape(res, res, res), grid.reshape(res, res, res, 3), size
 
 
-def _main_components(occ: np.ndarray, keep_fraction: float = 0.05) -> np.ndarray:
+def main_components(occ: np.ndarray, keep_fraction: float = 0.05) -> np.ndarray:
     """Drop specks: keep connected components at least ``keep_fraction`` of the largest."""
     from scipy import ndimage
 
@@ -219,8 +220,8 @@ def visual_hull_sphere(cams: Cameras, masks: list[np.ndarray]) -> tuple[np.ndarr
     center = _center_guess(cams)
     half = float(np.median(np.linalg.norm(cams.centers - center, axis=1)))
     lo, hi = center - half, center + half
-    occ, grid, size = _carve(cams, dists, lo, hi, HULL_RES)
-    occ = _main_components(occ)
+    occ, grid, size = carve(cams, dists, lo, hi, HULL_RES)
+    occ = main_components(occ)
     if not occ.any():
         return None
     idx = np.argwhere(occ)
@@ -230,8 +231,8 @@ def visual_hull_sphere(cams: Cameras, masks: list[np.ndarray]) -> tuple[np.ndarr
     pts = grid[occ]
     lo2, hi2 = pts.min(0) - 1.5 * size, pts.max(0) + 1.5 * size
     mid, ext = 0.5 * (lo2 + hi2), float((hi2 - lo2).max())
-    occ2, grid2, size2 = _carve(cams, dists, mid - ext / 2, mid + ext / 2, HULL_RES)
-    occ2 = _main_components(occ2)
+    occ2, grid2, size2 = carve(cams, dists, mid - ext / 2, mid + ext / 2, HULL_RES)
+    occ2 = main_components(occ2)
     if occ2.any():
         occ, grid, size = occ2, grid2, size2
     from scipy import ndimage

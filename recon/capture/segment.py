@@ -8,9 +8,11 @@ options or inputs raise ``InputError`` (one line).
     cap = segment_capture(cap, "prompt", box=(40, 30, 200, 180))
     cap = segment_capture(cap, "folder", path="my_masks/")
 
-Registered: "folder" (user masks from a folder or a mask video, ``user_masks``)
-and "prompt" (a box and points in one frame, GrabCut + optical flow,
-``prompt_masks``). Others (an automatic one) add themselves to ``SEGMENTERS``.
+Registered: "folder" (user masks from a folder or a mask video, ``user_masks``),
+"prompt" (a box and points in one frame, GrabCut + optical flow, ``prompt_masks``)
+and "auto" (a static subject the cameras circle: triangulated points where the
+viewing rays converge, GrabCut per frame, checked against their visual hull,
+``static_subject_masks``; needs cameras).
 """
 from __future__ import annotations
 
@@ -21,12 +23,13 @@ import numpy as np
 
 from ..core.errors import InputError
 from ..core.types import Capture
+from .auto_masks import static_subject_masks
 from .prompt_masks import prompt_masks
 from .user_masks import user_masks
 
 Segmenter = Callable[..., "tuple[list[np.ndarray], dict[str, Any]]"]
 
-SEGMENTERS: dict[str, Segmenter] = {"folder": user_masks, "prompt": prompt_masks}
+SEGMENTERS: dict[str, Segmenter] = {"folder": user_masks, "prompt": prompt_masks, "auto": static_subject_masks}
 
 
 def mask_stats(cap: Capture, masks: list[np.ndarray]) -> dict[str, Any]:
