@@ -175,7 +175,7 @@ def bake_asset(field, normalization: np.ndarray | None, out_dir: str | Path, nam
     from ..eval.metrics import mesh_chamfer_fscore
     from .mesh_refine import refine_mesh
     from .preview import write_previews
-    from .report import build_report
+    from .report import build_report, mask_overlay
 
     cfg = cfg or BakeConfig()
     if normalization is None:
@@ -248,15 +248,18 @@ def bake_asset(field, normalization: np.ndarray | None, out_dir: str | Path, nam
         metrics["bake_seconds"] = round(time.perf_counter() - t0, 2)
         metrics["files"] = sorted(files + ["thumb.png", "turntable.mp4", "report.html", "metrics.json"]
                                   + (["provenance.json"] if provenance is not None else []))
-        inputs = []
+        inputs, masks_note = [], None
         if capture is not None and len(capture):
             pick = np.unique(np.linspace(0, len(capture) - 1, min(12, len(capture))).round().astype(int))
             inputs = [capture.images[i] for i in pick]
+            if capture.masks is not None:
+                inputs = [mask_overlay(im, capture.masks[i]) for im, i in zip(inputs, pick)]
+                masks_note = (capture.meta.get("masks") or {}).get("method", "the capture's own")
         textures = {"base colour": asset.base_color}
         if asset.normal_map is not None:
             textures["normal"] = asset.normal_map
         page = build_report(name, (tmp / f"{name}.glb").read_bytes(), metrics, previews["thumb"], inputs, pairs,
-                            textures, _report_camera(capture, N, A, asset))
+                            textures, _report_camera(capture, N, A, asset), masks_note)
         (tmp / "report.html").write_text(page, encoding="utf-8")
         (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2))
         if provenance is not None:

@@ -70,6 +70,19 @@ model-viewer{width:640px;height:480px;background:#fff;border:1px solid #ddd}
 """
 
 
+def mask_overlay(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """(H, W, 3) uint8: ``image`` with the background outside ``mask`` (H, W) 0/255 dimmed and the
+    mask's outline drawn, so a person can check the subject masks at a glance."""
+    import cv2
+
+    inside = mask > 127
+    out = np.ascontiguousarray(np.where(inside[..., None], image, (image * 0.35 + 40).astype(np.uint8)),
+                               dtype=np.uint8)  # OpenCV draws into C-ordered arrays only
+    contours, _ = cv2.findContours(inside.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+    cv2.drawContours(out, contours, -1, (0, 255, 120), max(1, round(max(image.shape[:2]) / 200)))
+    return out
+
+
 def viewer_camera(c2w: np.ndarray, fy: float, height: int, center: np.ndarray) -> dict[str, str]:
     """<model-viewer> attributes that open the 3D view at a photo's camera (roll aside: the viewer
     keeps +Y up). c2w: (4, 4) OpenCV camera-to-world in the asset's frame; center: the asset's
@@ -87,10 +100,12 @@ def viewer_camera(c2w: np.ndarray, fy: float, height: int, center: np.ndarray) -
 
 def build_report(name: str, glb: bytes, metrics: dict, thumb: np.ndarray | None = None,
                  inputs: list[np.ndarray] = (), pairs: list[tuple[np.ndarray, np.ndarray, str]] = (),
-                 textures: dict[str, np.ndarray] | None = None, camera: dict[str, str] | None = None) -> str:
+                 textures: dict[str, np.ndarray] | None = None, camera: dict[str, str] | None = None,
+                 masks_note: str | None = None) -> str:
     """The report page as a string.
 
-    inputs: capture frames (H, W, 3) uint8 for the strip; pairs: (photo, render, caption)
+    inputs: capture frames (H, W, 3) uint8 for the strip (with their masks overlaid, ``mask_overlay``,
+    when the capture has masks; ``masks_note`` says where they came from); pairs: (photo, render, caption)
     for held-out views; textures: name -> (H, W, 3) uint8 texture shown small; camera: where
     the 3D view opens (``viewer_camera``: the first held-out photo's camera), else model-viewer's default.
     """
@@ -126,7 +141,8 @@ def build_report(name: str, glb: bytes, metrics: dict, thumb: np.ndarray | None 
         parts.append(f"<p>Interactive view unavailable (viewer not installed).</p><img src='{_img_uri(thumb, fmt='PNG')}'>")
 
     if len(inputs):
-        parts.append(f"<h2>Inputs ({len(inputs)} frames shown)</h2><div class=strip>")
+        note = f", subject masks overlaid: {html.escape(masks_note)}" if masks_note else ""
+        parts.append(f"<h2>Inputs ({len(inputs)} frames shown{note})</h2><div class=strip>")
         parts += [f"<img src='{_img_uri(im, 192)}'>" for im in inputs]
         parts.append("</div>")
     if len(pairs):

@@ -123,7 +123,7 @@ def test_report_loads_in_headless_chromium_without_errors(asset, tmp_path):
     page = (folder / "report.html").read_text()
     assert "<model-viewer" in page and "data:model/gltf-binary;base64," in page
     assert "Held-out views" in page and page.count("PSNR") >= 2  # photos beside renders, with scores
-    assert "Inputs (2 frames shown)" in page and "psnr_heldout" in page  # input strip, metrics table
+    assert "Inputs (2 frames shown, subject masks overlaid" in page and "psnr_heldout" in page  # inputs, metrics
     assert "http://" not in page.split("<script>")[0] and "src=\"http" not in page  # nothing to fetch
     res = run_node_tool("check_page.mjs", str(folder / "report.html"),
                         "body[data-model-loaded],body[data-model-error]", str(tmp_path / "report.png"))
