@@ -90,6 +90,9 @@ def _add_mask_args(p: argparse.ArgumentParser) -> None:
                         "followed through the other frames with optical flow")
     m.add_argument("--auto-masks", action="store_true",
                    help="find a static subject automatically: what the cameras converge on, refined per frame")
+    m.add_argument("--motion-masks", action="store_true",
+                   help="find a subject that moves against the background (its flow disagrees with the "
+                        "background's homography), refined per frame")
     g.add_argument("--prompt-frame", type=int, help="the frame --subject-box is drawn in (default 0)")
 
 
@@ -108,6 +111,8 @@ def _mask_overrides(args) -> list[str]:
             raise InputError(None, f"--subject-box wants four numbers x0,y0,x1,y1 (got '{args.subject_box}')")
         return ["capture.segmenter=prompt", f"capture.subject_box={box}"] + \
             ([f"capture.prompt_frame={args.prompt_frame}"] if args.prompt_frame is not None else [])
+    if args.motion_masks:
+        return ["capture.segmenter=motion"]
     return ["capture.segmenter=auto"] if args.auto_masks else []
 
 

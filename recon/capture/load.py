@@ -109,7 +109,7 @@ def load_capture(source: str | Path, config: CaptureConfig | None = None, normal
     """
     cfg = config or CaptureConfig()
     cap = read_source(source, cfg)
-    if cfg.segmenter in ("folder", "prompt"):  # the user's masks replace the source's
+    if cfg.segmenter in ("folder", "prompt", "motion"):  # these replace the source's masks; no cameras needed
         cap = _segment(cap, cfg)
     if cap.cameras is None:
         from .sfm import solve_cameras

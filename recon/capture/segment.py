@@ -13,6 +13,7 @@ Registered: "folder" (user masks from a folder or a mask video, ``user_masks``),
 and "auto" (a static subject the cameras circle: triangulated points where the
 viewing rays converge, GrabCut per frame, checked against their visual hull,
 ``static_subject_masks``; needs cameras).
+Also "motion" (what moves against the background, no prompt: flow vs a homography, ``motion_masks``).
 """
 from __future__ import annotations
 
@@ -24,12 +25,14 @@ import numpy as np
 from ..core.errors import InputError
 from ..core.types import Capture
 from .auto_masks import static_subject_masks
+from .motion_masks import motion_masks
 from .prompt_masks import prompt_masks
 from .user_masks import user_masks
 
 Segmenter = Callable[..., "tuple[list[np.ndarray], dict[str, Any]]"]
 
-SEGMENTERS: dict[str, Segmenter] = {"folder": user_masks, "prompt": prompt_masks, "auto": static_subject_masks}
+SEGMENTERS: dict[str, Segmenter] = {"folder": user_masks, "prompt": prompt_masks, "auto": static_subject_masks,
+                                   "motion": motion_masks}
 
 
 def mask_stats(cap: Capture, masks: list[np.ndarray]) -> dict[str, Any]:

@@ -43,11 +43,12 @@ class CaptureConfig(_Section):
     max_size: int | None = Field(None, ge=16, description="Downscale images so the longest side is at most this.")
     test_every: int = Field(8, ge=0, description="Hold out every k-th frame as test when the source has no split (0: none).")
     masks: Literal["auto", "none"] = Field("auto", description="Use masks from the source (alpha, mask files).")
-    segmenter: Literal["none", "folder", "prompt", "auto"] = Field(
+    segmenter: Literal["none", "folder", "prompt", "auto", "motion"] = Field(
         "none", description="Subject masks for the capture (recon.capture.segment): none (the source's own, if "
                             "any), folder (user masks: capture.masks_path), prompt (capture.subject_box in frame "
                             "capture.prompt_frame, GrabCut + optical flow), auto (a static subject: what the "
-                            "cameras converge on; only when the source has no masks).")
+                            "cameras converge on; only when the source has no masks), motion (a subject moving "
+                            "against the background: flow that a homography of the background does not explain).")
     masks_path: str | None = Field(None, description="segmenter folder: a folder of masks named like the frames, "
                                                      "or a mask video.")
     subject_box: tuple[float, float, float, float] | None = Field(
