@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .core.config import Config, config_hash, load_config
-from .core.errors import InputError, read_json_object
+from .core.errors import START_AGAIN, InputError, read_json_object
 from .core.log import get_logger
 from .core.types import SUBJECT_KINDS, Capture
 from .ops.backend import use_backend
@@ -34,13 +34,12 @@ from .ops.backend import use_backend
 log = get_logger(__name__)
 
 SUBJECT_MODELS = ("object",)  # subjects with their own model; the others are fitted as static objects for now
+STAGES = ("capture", "fit", "asset")
 
 
 def fitted_kind(subject: str) -> str:
     """The model that really fits a capture of ``subject``: its own when it has one, else ``object``."""
     return subject if subject in SUBJECT_MODELS else "object"
-
-STAGES = ("capture", "fit", "asset")
 
 
 @dataclass(frozen=True)
@@ -74,8 +73,6 @@ def _prepare_out(out: Path, resume: bool, overwrite: bool, uses_capture_dir: boo
 
 
 def _source_info(data, cap: Capture, cap_dir: Path | None) -> dict:
-    from .core.errors import START_AGAIN
-
     meta = {}
     if cap_dir is not None and (cap_dir / "capture.json").is_file():
         fix = "write it again (recon capture --overwrite)" if cap_dir == Path(data) else START_AGAIN
@@ -88,7 +85,6 @@ def _source_info(data, cap: Capture, cap_dir: Path | None) -> dict:
 
 def _finished_fit(eval_path: Path, cfg: Config) -> dict | None:
     """eval.json's scores when that fit already met this config's budget, else None."""
-
     if not eval_path.is_file():
         return None
     ev = read_json_object(eval_path)
@@ -163,9 +159,9 @@ def fit(data, out: str | Path | None = None, *, subject: str = "object", name: s
         return PipelineResult(out, fit_eval, asset_dir, read_json_object(asset_dir / "metrics.json"), kind, subject)
     from . import __version__
 
-    prov = {"name": name, "kind": kind, "requested_subject": subject, **_source_info(data, cap, cap_dir),
-            "config_hash": config_hash(cfg), "preset": preset if config is None else None,
-            "overrides": list(overrides), "recon_version": __version__, **(provenance or {})}
+    prov = {"name": name, **_source_info(data, cap, cap_dir), "config_hash": config_hash(cfg),
+            "preset": preset if config is None else None, "overrides": list(overrides), "recon_version": __version__,
+            **(provenance or {}), "kind": kind, "requested_subject": subject}  # extras cannot restate the kind
     with use_backend(cfg.backend):  # the bake renders the field with the kernels the fit used
         model = load_model(out)
         surface = model.field

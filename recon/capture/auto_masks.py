@@ -36,6 +36,7 @@ import numpy as np
 from ..core.errors import InputError
 from ..core.log import get_logger
 from ..core.types import Cameras, Capture
+from .mask_ops import fill_holes, grabcut, largest_parts
 from .normalize import look_at_point
 
 log = get_logger(__name__)
@@ -151,24 +152,6 @@ def triangulate_points(images: list[np.ndarray], cams: Cameras, look: np.ndarray
     return np.concatenate(pts_all), np.concatenate(views_all)
 
 
-def _fill_holes(m: np.ndarray) -> np.ndarray:
-    from scipy import ndimage
-
-    return ndimage.binary_fill_holes(m)
-
-
-def _largest_component(m: np.ndarray, keep_fraction: float = 0.2) -> np.ndarray:
-    """Components at least ``keep_fraction`` of the largest one."""
-    import cv2
-
-    n, lab, st, _ = cv2.connectedComponentsWithStats(m.astype(np.uint8), connectivity=8)
-    if n <= 2:
-        return m.astype(bool)
-    areas = st[1:, cv2.CC_STAT_AREA]
-    keep = np.flatnonzero(areas >= keep_fraction * areas.max()) + 1
-    return np.isin(lab, keep)
-
-
 def _disk(r: int) -> np.ndarray:
     import cv2
 
@@ -192,37 +175,24 @@ def _point_region(uv: np.ndarray, w: int, h: int, close_px: float) -> tuple[np.n
     big = cv2.copyMakeBorder(hits, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
     big = cv2.morphologyEx(big, cv2.MORPH_CLOSE, _disk(close_px))
     region = big[pad:-pad, pad:-pad] > 0
-    region = _fill_holes(region)
+    region = fill_holes(region)
     return region, hits > 0
-
-
-def _grabcut(img: np.ndarray, sure_fg: np.ndarray, prob_fg: np.ndarray, sure_bg: np.ndarray,
-             iters: int) -> np.ndarray:
-    import cv2
-
-    gc = np.full(img.shape[:2], cv2.GC_PR_BGD, np.uint8)
-    gc[prob_fg] = cv2.GC_PR_FGD
-    gc[sure_bg] = cv2.GC_BGD
-    gc[sure_fg & ~sure_bg] = cv2.GC_FGD
-    if not (gc == cv2.GC_BGD).any() and not (gc == cv2.GC_PR_BGD).any():
-        return prob_fg | sure_fg
-    if not ((gc == cv2.GC_FGD) | (gc == cv2.GC_PR_FGD)).any():
-        return np.zeros(img.shape[:2], bool)
-    bgd, fgd = np.zeros((1, 65)), np.zeros((1, 65))
-    bgr = np.ascontiguousarray(img[..., ::-1])
-    try:
-        cv2.grabCut(bgr, gc, None, bgd, fgd, iters, cv2.GC_INIT_WITH_MASK)
-    except cv2.error:  # degenerate colour models (e.g. one flat colour): keep the init
-        return prob_fg | sure_fg
-    return (gc == cv2.GC_FGD) | (gc == cv2.GC_PR_FGD)
 
 
 def _refine(img: np.ndarray, region: np.ndarray, core: np.ndarray, sure_bg: np.ndarray,
             iters: int) -> np.ndarray:
-    """GrabCut: core sure fg, region probable fg, ``sure_bg`` sure bg, the rest probable bg."""
-    out = _grabcut(img, core, region, sure_bg, iters)
-    out = _largest_component(out)
-    return _fill_holes(out)
+    """GrabCut: core sure fg, region probable fg, ``sure_bg`` sure bg, the rest probable bg; the main
+    parts kept, holes filled (the initial region when GrabCut cannot run)."""
+    import cv2
+
+    gc = np.full(img.shape[:2], cv2.GC_PR_BGD, np.uint8)
+    gc[region] = cv2.GC_PR_FGD
+    gc[sure_bg] = cv2.GC_BGD
+    gc[core & ~sure_bg] = cv2.GC_FGD
+    out = grabcut(img, gc, iters)
+    if out is None:
+        out = (region | core) & ~sure_bg
+    return fill_holes(largest_parts(out, keep=0.2))
 
 
 def _hull_outside(uv: np.ndarray, w: int, h: int, margin: float) -> np.ndarray:

@@ -11,6 +11,7 @@ Source kinds (``detect_source``):
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +20,7 @@ from ..core.config import CaptureConfig
 from ..core.errors import InputError
 from ..core.log import get_logger
 from ..core.types import Capture
+from .upright import with_up
 
 log = get_logger(__name__)
 
@@ -119,10 +121,6 @@ def load_capture(source: str | Path, config: CaptureConfig | None = None, normal
     if normalize and not cap.meta.get("normalized", False):
         from .normalize import normalize_capture
         cap = normalize_capture(cap)
-    from dataclasses import replace
-
-    from .upright import with_up
-
     return replace(cap, meta=with_up(cap.meta, cap.cameras, cfg.up, cap.normalization))
 
 

@@ -13,8 +13,7 @@ that the subject covers in the next frame has garbage flow forward but clean
 flow backward, and vice versa). Score > 1, opened and closed, largest blob =
 the motion seed (dropped when far smaller than the median seed). Frames without a seed take their nearest seeded neighbour's
 mask carried over by flow. Each seed is refined by GrabCut (sure subject = the
-eroded seed, sure background = outside the dilated seed, the helpers of
-``prompt_masks``) and its holes are filled. Work happens at most ``work_size``
+eroded seed, sure background = outside the dilated seed, ``mask_ops``) and its holes are filled. Work happens at most ``work_size``
 pixels on the long side; masks come back at each frame's size.
 """
 from __future__ import annotations
@@ -22,11 +21,12 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import cv2
 import numpy as np
 
 from ..core.errors import InputError
 from ..core.types import Capture
-from .prompt_masks import _cv2, _largest_parts, _refine, _warp
+from .mask_ops import at_frame_size, fill_holes, largest_parts, refine_mask, warp_mask
 
 
 def _order(cap: Capture) -> list[int]:
@@ -43,7 +43,6 @@ def _order(cap: Capture) -> list[int]:
 def _residual(flow: np.ndarray, grid: np.ndarray, step: int, thresh: float) -> tuple[np.ndarray, int]:
     """Residual (H, W) between ``flow`` and the homography fitted to it (RANSAC on a grid every
     ``step`` px); NaN where the homography leaves the image. Also the number of RANSAC inliers."""
-    cv2 = _cv2()
     h, w = flow.shape[:2]
     src = grid[::step, ::step].reshape(-1, 2)
     dst = src + flow[::step, ::step].reshape(-1, 2)
@@ -59,19 +58,8 @@ def _residual(flow: np.ndarray, grid: np.ndarray, step: int, thresh: float) -> t
     return r, int(inl.sum())
 
 
-def _fill_holes(m: np.ndarray) -> np.ndarray:
-    """Bool mask with every background region that does not reach the border turned to subject."""
-    cv2 = _cv2()
-    h, w = m.shape
-    bg = np.pad((~m).astype(np.uint8), 1, constant_values=1)
-    ff = np.zeros((h + 4, w + 4), np.uint8)
-    cv2.floodFill(bg, ff, (0, 0), 2)
-    return bg[1:-1, 1:-1] != 2
-
-
 def _is_one_blob(m: np.ndarray, lo: float = 0.01, hi: float = 0.6) -> bool:
     """One 8-connected component covering ``lo``..``hi`` of the frame."""
-    cv2 = _cv2()
     n = cv2.connectedComponents(m.astype(np.uint8), connectivity=8)[0]
     return n == 2 and lo <= float(m.mean()) <= hi
 
@@ -91,7 +79,6 @@ def motion_masks(cap: Capture, window: int = 2, k: float = 4.0, min_residual: fl
     Returns N (H, W) uint8 0/255 masks and stats (method, foreground fraction per frame,
     one_blob_frames, noise_px, seeded_frames, work_size).
     """
-    cv2 = _cv2()
     n = len(cap.images)
     if n < 3:
         raise InputError(None, f"no moving subject found: motion masks need at least 3 frames, the capture has {n}")
@@ -133,7 +120,7 @@ def motion_masks(cap: Capture, window: int = 2, k: float = 4.0, min_residual: fl
         r3 = max(1, round(0.006 * max(w, h)))
         ker = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r3 + 1, 2 * r3 + 1))
         fg = cv2.morphologyEx(cv2.morphologyEx(fg, cv2.MORPH_OPEN, ker), cv2.MORPH_CLOSE, ker, iterations=2)
-        seed = _largest_parts(fg > 0, keep=1.0) if fg.any() else fg > 0
+        seed = largest_parts(fg > 0, keep=1.0) if fg.any() else fg > 0
         seeds.append(seed if seed.mean() >= min_area else None)
 
     noise_px = float(np.median(noise)) / s if noise else 0.0
@@ -147,20 +134,16 @@ def motion_masks(cap: Capture, window: int = 2, k: float = 4.0, min_residual: fl
 
     masks: list[np.ndarray | None] = [None] * n
     for i in seeded:
-        masks[i] = _fill_holes(_refine(small[i], seeds[i], band, iterations))
+        masks[i] = fill_holes(refine_mask(small[i], seeds[i], band, iterations))
     # frames without a motion seed: carry the nearest refined mask over by flow, then refine
     for i in sorted(set(range(n)) - set(seeded), key=lambda i: min(abs(i - j) for j in seeded)):
         j = min((j for j in range(n) if masks[j] is not None), key=lambda j: abs(i - j))
-        warped = _warp(masks[j], greys[j], greys[i], dis)
-        masks[i] = _fill_holes(_refine(small[i], warped, band, iterations)) if warped.any() else warped
+        warped = warp_mask(masks[j], greys[j], greys[i], dis)
+        masks[i] = fill_holes(refine_mask(small[i], warped, band, iterations)) if warped.any() else warped
 
     out: list[np.ndarray] = [None] * n  # type: ignore[list-item]
     for pos, i in enumerate(order):
-        m = masks[pos]
-        hh, ww = cap.images[i].shape[:2]
-        if m.shape != (hh, ww):
-            m = cv2.resize(m.astype(np.float32), (ww, hh), interpolation=cv2.INTER_LINEAR) >= 0.5
-        out[i] = np.where(m, 255, 0).astype(np.uint8)
+        out[i] = at_frame_size(masks[pos], cap.images[i])
     frac = [round(float((m > 0).mean()), 5) for m in out]
     stats = {"method": "motion", "foreground_fraction": frac,
              "one_blob_frames": int(sum(_is_one_blob(m > 0) for m in out)),

@@ -15,16 +15,12 @@ from __future__ import annotations
 import math
 from typing import Any, Sequence
 
+import cv2
 import numpy as np
 
 from ..core.errors import InputError
 from ..core.types import Capture
-
-
-def _cv2():
-    from ..core.errors import optional_import
-
-    return optional_import("cv2", "prompted masks", "opencv-python-headless")
+from .mask_ops import at_frame_size, grabcut, largest_parts, refine_mask, warp_mask
 
 
 def _check_prompt(cap: Capture, box, points, prompt_frame: int) -> None:
@@ -49,57 +45,6 @@ def _check_prompt(cap: Capture, box, points, prompt_frame: int) -> None:
             raise InputError(None, f"prompt point {tuple(p)} is outside frame {name} ({w}x{h})")
 
 
-def _largest_parts(fg: np.ndarray, keep: float = 0.25) -> np.ndarray:
-    """Bool (H, W): the largest connected component plus any at least ``keep`` times its area."""
-    cv2 = _cv2()
-    n, labels, st, _ = cv2.connectedComponentsWithStats(fg.astype(np.uint8), connectivity=8)
-    if n <= 1:
-        return fg.astype(bool)
-    areas = st[1:, cv2.CC_STAT_AREA]
-    return np.isin(labels, 1 + np.flatnonzero(areas >= keep * areas.max()))
-
-
-def _grabcut(img: np.ndarray, gc: np.ndarray, iterations: int) -> np.ndarray | None:
-    """Run GrabCut from the label map ``gc`` (GC_* per pixel); bool subject mask, or None when it
-    cannot run (no subject or no background samples)."""
-    cv2 = _cv2()
-    fgish = (gc == cv2.GC_FGD) | (gc == cv2.GC_PR_FGD)
-    if fgish.sum() < 8 or (~fgish).sum() < 8:
-        return None
-    gc = gc.copy()
-    bgd, fgd = np.zeros((1, 65)), np.zeros((1, 65))
-    cv2.grabCut(img, gc, None, bgd, fgd, iterations, cv2.GC_INIT_WITH_MASK)
-    return _largest_parts((gc == cv2.GC_FGD) | (gc == cv2.GC_PR_FGD))
-
-
-def _refine(img: np.ndarray, warped: np.ndarray, band: float, iterations: int) -> np.ndarray:
-    """GrabCut from a warped mask: sure subject = eroded, sure background = outside dilated."""
-    cv2 = _cv2()
-    area = int(warped.sum())
-    if area == 0:
-        return warped
-    r = max(2, int(round(band * math.sqrt(area))))
-    k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
-    m = warped.astype(np.uint8)
-    gc = np.full(m.shape, cv2.GC_BGD, np.uint8)
-    gc[cv2.dilate(m, k) > 0] = cv2.GC_PR_BGD
-    gc[warped] = cv2.GC_PR_FGD
-    gc[cv2.erode(m, k) > 0] = cv2.GC_FGD
-    out = _grabcut(img, gc, iterations)
-    return warped if out is None else out
-
-
-def _warp(prev_mask: np.ndarray, prev_grey: np.ndarray, grey: np.ndarray, dis) -> np.ndarray:
-    """Bring ``prev_mask`` into the current frame with the flow current -> previous (backward warp)."""
-    cv2 = _cv2()
-    h, w = grey.shape
-    flow = dis.calc(grey, prev_grey, None)  # grey(x) ~ prev_grey(x + flow(x))
-    gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
-    out = cv2.remap(prev_mask.astype(np.float32), gx + flow[..., 0], gy + flow[..., 1], cv2.INTER_LINEAR,
-                    borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-    return out >= 0.5
-
-
 def prompt_masks(cap: Capture, box: Sequence[float], points: Sequence[Sequence[float]] = (),
                  prompt_frame: int = 0, iterations: int = 5, refine_iterations: int = 3,
                  band: float = 0.08, work_size: int = 320) -> tuple[list[np.ndarray], dict[str, Any]]:
@@ -112,7 +57,6 @@ def prompt_masks(cap: Capture, box: Sequence[float], points: Sequence[Sequence[f
     (sqrt of its area); ``work_size``: longest side GrabCut and the flow work at.
     Returns N (H, W) uint8 0/255 masks and stats (prompt frame name, box, points, work size).
     """
-    cv2 = _cv2()
     points = [tuple(p) for p in points]
     _check_prompt(cap, box, points, prompt_frame)
     cv2.setRNGSeed(0)  # GrabCut's k-means draws from OpenCV's global RNG: same input, same masks
@@ -139,12 +83,12 @@ def prompt_masks(cap: Capture, box: Sequence[float], points: Sequence[Sequence[f
     if not (gc == cv2.GC_BGD).any():
         raise InputError(None, f"prompt box {tuple(box)} covers all of frame {cap.frames[prompt_frame].name}; "
                                "leave background around the subject or click a background point")
-    first = _grabcut(img, gc, iterations)
+    first = grabcut(img, gc, iterations)
     if first is None:
         raise InputError(None, f"prompt box {tuple(box)} in frame {cap.frames[prompt_frame].name} "
                                "is too small to segment")
     masks: list[np.ndarray | None] = [None] * n
-    masks[prompt_frame] = first
+    masks[prompt_frame] = largest_parts(first)
 
     dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
     for order in (range(prompt_frame + 1, n), range(prompt_frame - 1, -1, -1)):
@@ -155,15 +99,11 @@ def prompt_masks(cap: Capture, box: Sequence[float], points: Sequence[Sequence[f
             if prev_grey.shape != shape:  # frames of different sizes: compare at this frame's size
                 prev_grey = cv2.resize(prev_grey, shape[::-1], interpolation=cv2.INTER_AREA)
                 prev_mask = cv2.resize(prev_mask.astype(np.uint8), shape[::-1], interpolation=cv2.INTER_NEAREST) > 0
-            masks[i] = _refine(small[i][0], _warp(prev_mask, prev_grey, greys[i], dis), band, refine_iterations)
+            masks[i] = refine_mask(small[i][0], warp_mask(prev_mask, prev_grey, greys[i], dis), band,
+                                   refine_iterations)
             prev = i
 
-    out = []
-    for m, img in zip(masks, cap.images):
-        h, w = img.shape[:2]
-        if m.shape != (h, w):
-            m = cv2.resize(m.astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR) >= 0.5
-        out.append(np.where(m, 255, 0).astype(np.uint8))
+    out = [at_frame_size(m, img) for m, img in zip(masks, cap.images)]
     stats = {"prompt_frame": cap.frames[prompt_frame].name, "box": [float(v) for v in box],
              "points": len(points), "work_size": work_size}
     return out, stats

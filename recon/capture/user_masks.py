@@ -54,18 +54,18 @@ def _folder_masks(cap: Capture, folder: Path) -> list[np.ndarray]:
 
 
 def _video_masks(cap: Capture, path: Path) -> list[np.ndarray]:
-    from .video_reader import _frames, _open, _rotate
+    from .video_reader import decode_frames, open_video, rotate_image
 
     wanted = [f.index for f in cap.frames]
     if any(i is None for i in wanted):
         raise InputError(path, "a mask video needs frames read from a video (frames without a video index)")
     found: dict[int, np.ndarray] = {}
     n = 0
-    with _open(path) as container:
+    with open_video(path) as container:
         stream = container.streams.video[0]
-        for n, frame in enumerate(_frames(path, container, stream), start=1):
+        for n, frame in enumerate(decode_frames(path, container, stream), start=1):
             if n - 1 in wanted:
-                grey = _rotate(frame.to_ndarray(format="gray"), int(frame.rotation or 0))
+                grey = rotate_image(frame.to_ndarray(format="gray"), int(frame.rotation or 0))
                 found[n - 1] = np.where(grey > 127, 255, 0).astype(np.uint8)
             if len(found) == len(set(wanted)):
                 break

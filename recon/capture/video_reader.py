@@ -36,7 +36,7 @@ def _av():
     return av
 
 
-def _open(path: Path):
+def open_video(path: Path):
     av = _av()
     try:
         container = av.open(str(path))
@@ -48,7 +48,7 @@ def _open(path: Path):
     return container
 
 
-def _frames(path: Path, container, stream) -> Iterator:
+def decode_frames(path: Path, container, stream) -> Iterator:
     """Decoded frames of ``stream``; a decoding error becomes an InputError naming the file."""
     av = _av()
     i = 0
@@ -61,7 +61,7 @@ def _frames(path: Path, container, stream) -> Iterator:
                                f"({exc.strerror or exc.__class__.__name__})") from None
 
 
-def _rotate(img: np.ndarray, rotation: int) -> np.ndarray:
+def rotate_image(img: np.ndarray, rotation: int) -> np.ndarray:
     """Apply the display rotation (degrees counter-clockwise, a multiple of 90)."""
     k = int(round(rotation / 90.0)) % 4
     return np.ascontiguousarray(np.rot90(img, k)) if k else img
@@ -83,20 +83,20 @@ def _scan(path: Path) -> tuple[np.ndarray, list[np.ndarray], list[float], dict]:
     sharp: list[float] = []
     thumbs: list[np.ndarray] = []
     times: list[float] = []
-    with _open(path) as container:
+    with open_video(path) as container:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
         fps = _fps(stream)
         rotation = 0
         size = (stream.codec_context.width, stream.codec_context.height)
         with progress_bar(f"scanning {path.name}", total=stream.frames or None) as bar:
-            for frame in _frames(path, container, stream):
+            for frame in decode_frames(path, container, stream):
                 if not sharp:
                     rotation = int(frame.rotation or 0)
                     size = (frame.width, frame.height)
                 w, h = fit_size(frame.width, frame.height, SHARPNESS_SIZE)
                 grey = frame.reformat(width=w, height=h, format="gray", interpolation="AREA").to_ndarray()
-                s, t = frame_stats(_rotate(grey, rotation))
+                s, t = frame_stats(rotate_image(grey, rotation))
                 sharp.append(s)
                 thumbs.append(t)
                 times.append(_timestamp(frame, len(times), fps))
@@ -114,15 +114,15 @@ def _decode_picks(path: Path, picks: np.ndarray, max_size: int | None, rotation:
     wanted = set(int(i) for i in picks)
     last = int(picks[-1])
     images: list[np.ndarray] = []
-    with _open(path) as container:
+    with open_video(path) as container:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
         with progress_bar(f"decoding {len(picks)} frames", total=len(picks)) as bar:
-            for i, frame in enumerate(_frames(path, container, stream)):
+            for i, frame in enumerate(decode_frames(path, container, stream)):
                 if i in wanted:
                     w, h = fit_size(frame.width, frame.height, max_size) if max_size else (frame.width, frame.height)
                     rgb = frame.reformat(width=w, height=h, format="rgb24", interpolation="AREA").to_ndarray()
-                    images.append(_rotate(rgb, rotation))
+                    images.append(rotate_image(rgb, rotation))
                     bar.advance(1)
                 if i >= last:
                     break
