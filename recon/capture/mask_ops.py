@@ -26,47 +26,88 @@ def fill_holes(m: np.ndarray) -> np.ndarray:
     return ndimage.binary_fill_holes(m)
 
 
-def grabcut(img: np.ndarray, gc: np.ndarray, iterations: int) -> np.ndarray | None:
+def grabcut(img: np.ndarray, gc: np.ndarray, iterations: int, fg_model: np.ndarray | None = None,
+            models: list | None = None) -> np.ndarray | None:
     """GrabCut from the label map ``gc`` (``cv2.GC_*`` per pixel): the subject mask, or None when it
-    cannot run (too few subject or background pixels, or colour models OpenCV cannot fit)."""
+    cannot run (too few subject or background pixels, or colour models OpenCV cannot fit).
+
+    ``fg_model``: a subject colour model (OpenCV's (1, 65) GMM) to keep instead of fitting one to
+    this frame: the background's model is fitted to this frame's background labels, then one graph
+    cut runs with both models frozen. ``models``: a list that receives the fitted
+    ``(bg_model, fg_model)``."""
     fgish = (gc == cv2.GC_FGD) | (gc == cv2.GC_PR_FGD)
     if fgish.sum() < 8 or (~fgish).sum() < 8:
         return None
     gc = gc.copy()
+    img = np.ascontiguousarray(img)
     bgd, fgd = np.zeros((1, 65)), np.zeros((1, 65))
     try:
-        cv2.grabCut(np.ascontiguousarray(img), gc, None, bgd, fgd, iterations, cv2.GC_INIT_WITH_MASK)
+        if fg_model is None:
+            cv2.grabCut(img, gc, None, bgd, fgd, iterations, cv2.GC_INIT_WITH_MASK)
+        else:
+            cv2.grabCut(img, gc.copy(), None, bgd, fgd, 0, cv2.GC_INIT_WITH_MASK)  # fits both models only
+            fgd = fg_model.copy()
+            cv2.grabCut(img, gc, None, bgd, fgd, 1, cv2.GC_EVAL_FREEZE_MODEL)
     except cv2.error:  # degenerate colour models (e.g. one flat colour)
         return None
+    if models is not None:
+        models[:] = [bgd, fgd]
     return (gc == cv2.GC_FGD) | (gc == cv2.GC_PR_FGD)
 
 
-def refine_mask(img: np.ndarray, mask: np.ndarray, band: float, iterations: int) -> np.ndarray:
+def refine_mask(img: np.ndarray, mask: np.ndarray, band: float, iterations: int, fg_model: np.ndarray | None = None,
+                sure_bg: np.ndarray | None = None, min_band: int = 2) -> np.ndarray:
     """GrabCut around ``mask``'s edge: sure subject = eroded, sure background = outside dilated, by
-    ``band`` times the square root of its area; the main parts kept (``mask`` when GrabCut cannot run)."""
+    ``band`` times the square root of its area (at least ``min_band`` px); the main parts kept
+    (``mask`` when GrabCut cannot run). ``fg_model``: a subject colour model to keep (see
+    ``grabcut``); ``sure_bg``: more pixels that are background unless in the eroded mask."""
     area = int(mask.sum())
     if area == 0:
         return mask
-    r = max(2, int(round(band * math.sqrt(area))))
-    k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
+    r = max(min_band, int(round(band * math.sqrt(area))))
+    k = ellipse(r)
     m = mask.astype(np.uint8)
     gc = np.full(m.shape, cv2.GC_BGD, np.uint8)
     gc[cv2.dilate(m, k) > 0] = cv2.GC_PR_BGD
     gc[mask] = cv2.GC_PR_FGD
+    if sure_bg is not None:
+        gc[sure_bg] = cv2.GC_BGD
     gc[cv2.erode(m, k) > 0] = cv2.GC_FGD
-    out = grabcut(img, gc, iterations)
+    out = grabcut(img, gc, iterations, fg_model)
     return mask if out is None else largest_parts(out)
 
 
 def warp_mask(prev_mask: np.ndarray, prev_grey: np.ndarray, grey: np.ndarray, dis) -> np.ndarray:
     """``prev_mask`` brought into the current frame along the flow current -> previous (a backward
     warp; ``dis`` a ``cv2.DISOpticalFlow``)."""
-    h, w = grey.shape
-    flow = dis.calc(grey, prev_grey, None)  # grey(x) ~ prev_grey(x + flow(x))
+    return warp_along_flow(prev_mask, dis.calc(grey, prev_grey, None))  # grey(x) ~ prev_grey(x + flow(x))
+
+
+def warp_along_flow(prev_mask: np.ndarray, flow: np.ndarray) -> np.ndarray:
+    """``prev_mask`` brought into a frame whose flow to the previous one is ``flow``."""
+    h, w = flow.shape[:2]
     gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
     out = cv2.remap(prev_mask.astype(np.float32), gx + flow[..., 0], gy + flow[..., 1], cv2.INTER_LINEAR,
                     borderMode=cv2.BORDER_CONSTANT, borderValue=0)
     return out >= 0.5
+
+
+def propagate(masks: list, chain, images: list[np.ndarray], flows: "FlowCache", band: float, iterations: int,
+              fg_model: np.ndarray | None = None, sure_bg=None, fill: bool = False) -> None:
+    """Carry ``masks[chain[0]]`` frame by frame along ``chain`` (positions), in place: each frame
+    takes the previous one's mask warped along the flow, re-segmented by ``refine_mask`` (GrabCut
+    with ``fg_model`` kept when given; ``sure_bg(i)``: extra background pixels of frame i, or None);
+    ``fill``: fill holes."""
+    chain = list(chain)
+    prev = chain[0]
+    for i in chain[1:]:
+        warped = warp_along_flow(masks[prev], flows(i, prev))
+        if warped.any():
+            m = refine_mask(images[i], warped, band, iterations, fg_model, sure_bg(i) if sure_bg else None)
+            masks[i] = fill_holes(m) if fill else m
+        else:
+            masks[i] = warped
+        prev = i
 
 
 def at_frame_size(mask: np.ndarray, image: np.ndarray) -> np.ndarray:
@@ -75,3 +116,79 @@ def at_frame_size(mask: np.ndarray, image: np.ndarray) -> np.ndarray:
     if mask.shape != (h, w):
         mask = cv2.resize(mask.astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR) >= 0.5
     return np.where(mask, 255, 0).astype(np.uint8)
+
+
+def ellipse(r: int) -> np.ndarray:
+    """A (2r+1)-square elliptic structuring element."""
+    return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
+
+
+def pixel_grid(h: int, w: int) -> np.ndarray:
+    """(H, W, 2) float32 pixel coordinates (x, y)."""
+    return np.stack(np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32)), -1)
+
+
+class FlowCache:
+    """DIS optical flow between frames ``greys[a] -> greys[b]``, each pair computed once."""
+
+    def __init__(self, greys: list[np.ndarray], preset: int = cv2.DISOPTICAL_FLOW_PRESET_MEDIUM):
+        self.greys = greys
+        self.dis = cv2.DISOpticalFlow_create(preset)
+        self._flows: dict[tuple[int, int], np.ndarray] = {}
+
+    def __call__(self, a: int, b: int) -> np.ndarray:
+        """(H, W, 2) flow with ``greys[a](x) ~ greys[b](x + flow(x))``."""
+        if (a, b) not in self._flows:
+            self._flows[a, b] = self.dis.calc(self.greys[a], self.greys[b], None)
+        return self._flows[a, b]
+
+
+def homography_residual(flow: np.ndarray, grid: np.ndarray, step: int, thresh: float = 1.0) -> tuple[np.ndarray, int]:
+    """Residual (H, W) between ``flow`` and the homography fitted to it (RANSAC on a grid every
+    ``step`` px: the background's motion); NaN where the homography leaves the image. Also the
+    number of RANSAC inliers."""
+    h, w = flow.shape[:2]
+    src = grid[::step, ::step].reshape(-1, 2)
+    dst = src + flow[::step, ::step].reshape(-1, 2)
+    H, inl = cv2.findHomography(src, dst, cv2.RANSAC, thresh, maxIters=2000, confidence=0.995)
+    if H is None:
+        return np.full((h, w), np.nan, np.float32), 0
+    pts = grid.reshape(-1, 2).astype(np.float64)
+    hx = cv2.perspectiveTransform(pts[None], H)[0].reshape(h, w, 2).astype(np.float32)
+    r = np.linalg.norm(grid + flow - hx, axis=-1)
+    m = 2.0
+    outside = (hx[..., 0] < m) | (hx[..., 0] > w - 1 - m) | (hx[..., 1] < m) | (hx[..., 1] > h - 1 - m)
+    r[outside] = np.nan
+    return r, int(inl.sum())
+
+
+def motion_score(flows: FlowCache, a: int, neighbours: tuple[list[int], list[int]], grid: np.ndarray, step: int,
+                 k: float, min_residual: float) -> tuple[np.ndarray, list[float]]:
+    """How much frame ``a``'s pixels move against the background: per neighbour, the residual to
+    the background homography over ``max(k * median residual, min_residual)``; the maximum over
+    each side's neighbours (``neighbours`` = (before, after)), then the minimum of the two sides
+    (a side's flow is garbage where the subject uncovers background). > 1 = moves. Also the
+    pairs' median residuals (the noise)."""
+    sides, noise = [], []
+    for side in neighbours:
+        best = None
+        for b in side:
+            r, _ = homography_residual(flows(a, b), grid, step)
+            med = float(np.nanmedian(r)) if np.isfinite(r).any() else 0.0
+            noise.append(med)
+            score = np.nan_to_num(r / max(k * med, min_residual, 1e-6), nan=0.0)
+            best = score if best is None else np.maximum(best, score)
+        if best is not None:
+            sides.append(best)
+    if not sides:
+        return np.zeros(grid.shape[:2], np.float32), noise
+    return (np.minimum(*sides) if len(sides) == 2 else sides[0]), noise
+
+
+def moves_with_background(score: np.ndarray, far: int, low: float = 0.3) -> np.ndarray:
+    """Pixels that clearly move like the background: smoothed ``score`` under ``low`` and more
+    than ``far`` px from any pixel that moves (score > 1) -- next to the subject the flow is
+    smeared, and parts of a turning subject can briefly move like the background."""
+    moving = cv2.morphologyEx((score > 1.0).astype(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
+    near = cv2.dilate(moving, ellipse(far)) > 0
+    return ~near & (cv2.GaussianBlur(score.astype(np.float32), (0, 0), 1.0) < low)

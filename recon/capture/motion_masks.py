@@ -11,9 +11,15 @@ are the maximum over neighbours on each side (a subject that pauses still moved
 against a frame further away), then the minimum of the two sides (background
 that the subject covers in the next frame has garbage flow forward but clean
 flow backward, and vice versa). Score > 1, opened and closed, largest blob =
-the motion seed (dropped when far smaller than the median seed). Frames without a seed take their nearest seeded neighbour's
-mask carried over by flow. Each seed is refined by GrabCut (sure subject = the
-eroded seed, sure background = outside the dilated seed, ``mask_ops``) and its holes are filled. Work happens at most ``work_size``
+the motion seed (dropped when far smaller than the median seed). Each seed is
+refined by GrabCut (sure subject = the eroded seed, sure background = outside the
+dilated seed and, while the seed moves, what clearly moves like the background;
+``mask_ops``) and its holes are filled. Seeds that agree with the next seed
+carried over to it by flow form tracks; the longest track is the subject (a
+handheld camera's parallax can make a wall "move" for a while). From it outwards,
+frame by frame, each frame takes the previous mask carried by flow and refined
+by GrabCut (a narrow band, ``prop_band``), or its own seed when that agrees
+(IoU or containment >= ``link_iou``) -- the same propagation as ``prompt_masks``. Work happens at most ``work_size``
 pixels on the long side; masks come back at each frame's size.
 """
 from __future__ import annotations
@@ -26,7 +32,8 @@ import numpy as np
 
 from ..core.errors import InputError
 from ..core.types import Capture
-from .mask_ops import at_frame_size, fill_holes, largest_parts, refine_mask, warp_mask
+from .mask_ops import (FlowCache, at_frame_size, ellipse, fill_holes, homography_residual, largest_parts,
+                       motion_score, moves_with_background, pixel_grid, refine_mask, warp_along_flow)
 
 
 def _order(cap: Capture) -> list[int]:
@@ -41,21 +48,12 @@ def _order(cap: Capture) -> list[int]:
 
 
 def _residual(flow: np.ndarray, grid: np.ndarray, step: int, thresh: float) -> tuple[np.ndarray, int]:
-    """Residual (H, W) between ``flow`` and the homography fitted to it (RANSAC on a grid every
-    ``step`` px); NaN where the homography leaves the image. Also the number of RANSAC inliers."""
-    h, w = flow.shape[:2]
-    src = grid[::step, ::step].reshape(-1, 2)
-    dst = src + flow[::step, ::step].reshape(-1, 2)
-    H, inl = cv2.findHomography(src, dst, cv2.RANSAC, thresh, maxIters=2000, confidence=0.995)
-    if H is None:
-        return np.full((h, w), np.nan, np.float32), 0
-    pts = grid.reshape(-1, 2).astype(np.float64)
-    hx = cv2.perspectiveTransform(pts[None], H)[0].reshape(h, w, 2).astype(np.float32)
-    r = np.linalg.norm(grid + flow - hx, axis=-1)
-    m = 2.0
-    outside = (hx[..., 0] < m) | (hx[..., 0] > w - 1 - m) | (hx[..., 1] < m) | (hx[..., 1] > h - 1 - m)
-    r[outside] = np.nan
-    return r, int(inl.sum())
+    """``mask_ops.homography_residual`` (kept for callers of the old name)."""
+    return homography_residual(flow, grid, step, thresh)
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> float:
+    return float((a & b).sum() / max(1, (a | b).sum()))
 
 
 def _is_one_blob(m: np.ndarray, lo: float = 0.01, hi: float = 0.6) -> bool:
@@ -66,7 +64,8 @@ def _is_one_blob(m: np.ndarray, lo: float = 0.01, hi: float = 0.6) -> bool:
 
 def motion_masks(cap: Capture, window: int = 2, k: float = 4.0, min_residual: float = 0.6,
                  min_area: float = 0.003, min_seeded: float = 0.5, min_ratio: float = 0.3, band: float = 0.2,
-                 iterations: int = 3, work_size: int = 320) -> tuple[list[np.ndarray], dict[str, Any]]:
+                 iterations: int = 3, work_size: int = 320, link_iou: float = 0.5,
+                 prop_band: float = 0.04) -> tuple[list[np.ndarray], dict[str, Any]]:
     """Masks for every frame of ``cap`` of what moves against the background (no prompt).
 
     window: neighbours on each side each frame is compared with; k: a pixel moves when its
@@ -94,31 +93,20 @@ def motion_masks(cap: Capture, window: int = 2, k: float = 4.0, min_residual: fl
              else cv2.resize(cap.images[i], ws, interpolation=cv2.INTER_AREA) for i in order]
     greys = [cv2.cvtColor(im, cv2.COLOR_RGB2GRAY) for im in small]
     w, h = ws
-    grid = np.stack(np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32)), -1)
+    grid = pixel_grid(h, w)
     step = max(2, round(max(w, h) / 80))
-    dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
+    flows = FlowCache(greys)
+    far = max(2, round(0.025 * max(w, h)))
+    r3 = max(1, round(0.006 * max(w, h)))
+    ker = ellipse(r3)
 
-    noise, seeds = [], []
+    noise, seeds, still = [], [], []
     for a in range(n):
-        sides = []
-        for sign in (-1, 1):
-            best = None
-            for g in range(1, window + 1):
-                b = a + sign * g
-                if not 0 <= b < n:
-                    break
-                flow = dis.calc(greys[a], greys[b], None)
-                r, _ = _residual(flow, grid, step, 1.0)
-                med = float(np.nanmedian(r)) if np.isfinite(r).any() else 0.0
-                noise.append(med)
-                score = np.nan_to_num(r / max(k * med, min_residual, 1e-6), nan=0.0)
-                best = score if best is None else np.maximum(best, score)
-            if best is not None:
-                sides.append(best)
-        ev = np.minimum(*sides) if len(sides) == 2 else sides[0]
+        near = ([a - g for g in range(1, window + 1) if a - g >= 0], [a + g for g in range(1, window + 1) if a + g < n])
+        ev, meds = motion_score(flows, a, near, grid, step, k, min_residual)
+        noise += meds
+        still.append((ev, moves_with_background(ev, far)))
         fg = (ev > 1.0).astype(np.uint8)
-        r3 = max(1, round(0.006 * max(w, h)))
-        ker = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r3 + 1, 2 * r3 + 1))
         fg = cv2.morphologyEx(cv2.morphologyEx(fg, cv2.MORPH_OPEN, ker), cv2.MORPH_CLOSE, ker, iterations=2)
         seed = largest_parts(fg > 0, keep=1.0) if fg.any() else fg > 0
         seeds.append(seed if seed.mean() >= min_area else None)
@@ -132,14 +120,45 @@ def motion_masks(cap: Capture, window: int = 2, k: float = 4.0, min_residual: fl
         raise InputError(None, f"no moving subject found: the flow matches the background's homography "
                                f"(noise {noise_px:.2f} px) everywhere in {n - len(seeded)} of {n} frames")
 
+    def sure_bg(i: int, mask: np.ndarray) -> np.ndarray | None:
+        """Frame i's pixels that clearly move with the background, when ``mask`` moves against it
+        (a subject that pauses moves with the background too: then nothing is sure)."""
+        ev, bg = still[i]
+        return bg if mask.any() and (ev[mask] > 1.0).mean() >= 0.5 else None
+
+    refined = {i: fill_holes(refine_mask(small[i], seeds[i], band, iterations, sure_bg=sure_bg(i, seeds[i])))
+               for i in seeded}
+    # seeds that agree with the next seed carried over to it by flow form tracks; the longest is the subject
+    tracks, cur = [], [seeded[0]]
+    for a, b in zip(seeded, seeded[1:]):
+        m = refined[a]
+        for j in range(a + 1, b + 1):
+            m = warp_along_flow(m, flows(j, j - 1))
+        (cur.append(b) if _iou(m, refined[b]) >= link_iou else (tracks.append(cur), cur := [b]))
+    tracks.append(cur)
+    track = max(tracks, key=len)
+    # from the track outwards, frame by frame: a seed that agrees with the mask carried over from the
+    # previous frame is taken (re-anchors), else the carried mask, refined by GrabCut
     masks: list[np.ndarray | None] = [None] * n
-    for i in seeded:
-        masks[i] = fill_holes(refine_mask(small[i], seeds[i], band, iterations))
-    # frames without a motion seed: carry the nearest refined mask over by flow, then refine
-    for i in sorted(set(range(n)) - set(seeded), key=lambda i: min(abs(i - j) for j in seeded)):
-        j = min((j for j in range(n) if masks[j] is not None), key=lambda j: abs(i - j))
-        warped = warp_mask(masks[j], greys[j], greys[i], dis)
-        masks[i] = fill_holes(refine_mask(small[i], warped, band, iterations)) if warped.any() else warped
+    for i in track:
+        masks[i] = refined[i]
+    accepted = set(track)
+    for chain in (range(track[0], n), range(track[0], -1, -1)):
+        prev = chain[0]
+        for i in list(chain)[1:]:
+            if i in accepted:
+                prev = i
+                continue
+            warped = warp_along_flow(masks[prev], flows(i, prev))
+            carried = fill_holes(refine_mask(small[i], warped, prop_band, iterations, fg_model=None,
+                                             sure_bg=sure_bg(i, warped))) if warped.any() else warped
+            if i in refined and (_iou(refined[i], carried) >= link_iou or
+                                 (refined[i] & carried).sum() >= link_iou * carried.sum() > 0):
+                masks[i] = refined[i]
+                accepted.add(i)
+            else:
+                masks[i] = carried
+            prev = i
 
     out: list[np.ndarray] = [None] * n  # type: ignore[list-item]
     for pos, i in enumerate(order):
@@ -147,5 +166,6 @@ def motion_masks(cap: Capture, window: int = 2, k: float = 4.0, min_residual: fl
     frac = [round(float((m > 0).mean()), 5) for m in out]
     stats = {"method": "motion", "foreground_fraction": frac,
              "one_blob_frames": int(sum(_is_one_blob(m > 0) for m in out)),
-             "noise_px": round(noise_px, 4), "seeded_frames": len(seeded), "work_size": work_size}
+             "noise_px": round(noise_px, 4), "seeded_frames": len(seeded), "seeds_used": len(accepted),
+             "work_size": work_size}
     return out, stats

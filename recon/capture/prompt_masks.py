@@ -7,7 +7,12 @@ DIS optical flow from each frame back to its neighbour warps the neighbour's
 mask, and GrabCut re-segments the frame from the warped mask (sure subject =
 the eroded warp, sure background = outside the dilated warp, a band of
 "probably" in between), which stops the flow's errors from piling up. Only the
-largest connected component(s) are kept. Work happens at most ``work_size``
+largest connected component(s) are kept. The subject's colour model is learned
+in the prompt frame and kept (only the background's is refitted per frame), and
+when the subject moves against the background, pixels that clearly move like the
+background (flow vs a homography, ``mask_ops.motion_score``) away from anything
+that does not are sure background -- in the prompt frame's box and along the
+chain -- so GrabCut does not leak into a look-alike background object. Work happens at most ``work_size``
 pixels on the long side; masks come back at each frame's size.
 """
 from __future__ import annotations
@@ -20,7 +25,8 @@ import numpy as np
 
 from ..core.errors import InputError
 from ..core.types import Capture
-from .mask_ops import at_frame_size, grabcut, largest_parts, refine_mask, warp_mask
+from .mask_ops import (FlowCache, at_frame_size, grabcut, largest_parts, motion_score, moves_with_background,
+                       pixel_grid, propagate)
 
 
 def _check_prompt(cap: Capture, box, points, prompt_frame: int) -> None:
@@ -46,64 +52,84 @@ def _check_prompt(cap: Capture, box, points, prompt_frame: int) -> None:
 
 
 def prompt_masks(cap: Capture, box: Sequence[float], points: Sequence[Sequence[float]] = (),
-                 prompt_frame: int = 0, iterations: int = 5, refine_iterations: int = 3,
-                 band: float = 0.08, work_size: int = 320) -> tuple[list[np.ndarray], dict[str, Any]]:
+                 prompt_frame: int = 0, iterations: int = 10, refine_iterations: int = 3,
+                 band: float = 0.04, work_size: int = 320, motion: bool = True,
+                 keep_colours: bool = True) -> tuple[list[np.ndarray], dict[str, Any]]:
     """Masks for every frame of ``cap`` from a prompt in frame ``prompt_frame``.
 
     box: (x0, y0, x1, y1) pixels of that frame around the subject; points: (x, y, label)
     clicks, label 1 = subject, 0 = background. ``iterations`` / ``refine_iterations``:
     GrabCut iterations in the prompt frame / the others; ``band``: half-width of the
     uncertain band around a warped mask, as a fraction of the subject's size
-    (sqrt of its area); ``work_size``: longest side GrabCut and the flow work at.
-    Returns N (H, W) uint8 0/255 masks and stats (prompt frame name, box, points, work size).
+    (sqrt of its area, at least 2 px); ``work_size``: longest side GrabCut and the flow work at
+    (every frame is worked at the prompt frame's work size); ``motion``: in the prompt frame,
+    box pixels that clearly move like the background (a homography fitted to the flow to the
+    neighbouring frames) and lie away from anything that moves against it are sure background,
+    when the box holds such motion; ``keep_colours``: the subject's colour model is learned in
+    the prompt frame and kept for the others (the background's is refitted per frame), so a
+    leak into a background object that looks like the subject does not teach the model.
+    Returns N (H, W) uint8 0/255 masks and stats (prompt frame name, box, points, work size,
+    whether motion was used in the prompt frame).
     """
     points = [tuple(p) for p in points]
     _check_prompt(cap, box, points, prompt_frame)
     cv2.setRNGSeed(0)  # GrabCut's k-means draws from OpenCV's global RNG: same input, same masks
     n = len(cap.images)
 
-    def work(img: np.ndarray) -> tuple[np.ndarray, float]:
-        s = min(1.0, work_size / max(img.shape[:2]))
-        if s == 1.0:
-            return img, s
-        size = (max(1, round(img.shape[1] * s)), max(1, round(img.shape[0] * s)))
-        return cv2.resize(img, size, interpolation=cv2.INTER_AREA), s
-
-    small = [work(img) for img in cap.images]
-    greys = [cv2.cvtColor(im, cv2.COLOR_RGB2GRAY) for im, _ in small]
+    ph, pw = cap.images[prompt_frame].shape[:2]
+    s = min(1.0, work_size / max(ph, pw))
+    ws = (max(8, round(pw * s)), max(8, round(ph * s)))  # (w, h)
+    small = [img if img.shape[1::-1] == ws else
+             cv2.resize(img, ws, interpolation=cv2.INTER_AREA if img.shape[1] >= ws[0] else cv2.INTER_LINEAR)
+             for img in cap.images]
+    greys = [cv2.cvtColor(im, cv2.COLOR_RGB2GRAY) for im in small]
+    flows = FlowCache(greys)
+    sx, sy = ws[0] / pw, ws[1] / ph
 
     # the prompt frame: outside the box = background, inside = probably subject, clicks = sure
-    img, s = small[prompt_frame]
+    img = small[prompt_frame]
     gc = np.full(img.shape[:2], cv2.GC_BGD, np.uint8)
-    x0, y0, x1, y1 = (float(v) * s for v in box)
-    gc[int(math.floor(y0)):int(math.ceil(y1)), int(math.floor(x0)):int(math.ceil(x1))] = cv2.GC_PR_FGD
-    r = max(2, round(0.01 * max(img.shape[:2])))
-    for x, y, label in points:
-        cv2.circle(gc, (int(x * s), int(y * s)), r, int(cv2.GC_FGD if label == 1 else cv2.GC_BGD), -1)
+    x0, y0, x1, y1 = (float(box[0]) * sx, float(box[1]) * sy, float(box[2]) * sx, float(box[3]) * sy)
+    inside = np.zeros(img.shape[:2], bool)
+    inside[int(math.floor(y0)):int(math.ceil(y1)), int(math.floor(x0)):int(math.ceil(x1))] = True
+    gc[inside] = cv2.GC_PR_FGD
     if not (gc == cv2.GC_BGD).any():
         raise InputError(None, f"prompt box {tuple(box)} covers all of frame {cap.frames[prompt_frame].name}; "
                                "leave background around the subject or click a background point")
-    first = grabcut(img, gc, iterations)
+    used_motion = False
+    if motion and n >= 2:
+        h, w = greys[0].shape
+        near = ([j for j in (prompt_frame - 1, prompt_frame - 2) if j >= 0],
+                [j for j in (prompt_frame + 1, prompt_frame + 2) if j < n])
+        grid, step, far = pixel_grid(h, w), max(2, round(max(w, h) / 80)), max(2, round(0.025 * max(w, h)))
+        score, _ = motion_score(flows, prompt_frame, near, grid, step, k=4.0, min_residual=0.6)
+        # only where the box holds motion against the background: else (a still subject) nothing to go by
+        if (score[inside] > 1.0).mean() >= 0.1:
+            still = moves_with_background(score, far=far) & inside
+            gc[still] = cv2.GC_BGD
+            used_motion = bool(still.any())
+    r = max(2, round(0.01 * max(img.shape[:2])))
+    for x, y, label in points:
+        cv2.circle(gc, (int(x * sx), int(y * sy)), r, int(cv2.GC_FGD if label == 1 else cv2.GC_BGD), -1)
+    models: list = []
+    first = grabcut(img, gc, iterations, models=models)
     if first is None:
         raise InputError(None, f"prompt box {tuple(box)} in frame {cap.frames[prompt_frame].name} "
                                "is too small to segment")
     masks: list[np.ndarray | None] = [None] * n
     masks[prompt_frame] = largest_parts(first)
+    fg_model = models[1] if keep_colours and models else None
 
-    dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
-    for order in (range(prompt_frame + 1, n), range(prompt_frame - 1, -1, -1)):
-        prev = prompt_frame
-        for i in order:
-            shape = greys[i].shape
-            prev_grey, prev_mask = greys[prev], masks[prev]
-            if prev_grey.shape != shape:  # frames of different sizes: compare at this frame's size
-                prev_grey = cv2.resize(prev_grey, shape[::-1], interpolation=cv2.INTER_AREA)
-                prev_mask = cv2.resize(prev_mask.astype(np.uint8), shape[::-1], interpolation=cv2.INTER_NEAREST) > 0
-            masks[i] = refine_mask(small[i][0], warp_mask(prev_mask, prev_grey, greys[i], dis), band,
-                                   refine_iterations)
-            prev = i
+    sure_bg = None
+    if used_motion:  # the subject moves against the background: what clearly does not, is not it
+        def sure_bg(i: int) -> np.ndarray:
+            near = ([j for j in (i - 1, i - 2) if j >= 0], [j for j in (i + 1, i + 2) if j < n])
+            sc, _ = motion_score(flows, i, near, grid, step, k=4.0, min_residual=0.6)
+            return moves_with_background(sc, far=far)
+    for chain in (range(prompt_frame, n), range(prompt_frame, -1, -1)):
+        propagate(masks, chain, small, flows, band, refine_iterations, fg_model, sure_bg)
 
     out = [at_frame_size(m, img) for m, img in zip(masks, cap.images)]
     stats = {"prompt_frame": cap.frames[prompt_frame].name, "box": [float(v) for v in box],
-             "points": len(points), "work_size": work_size}
+             "points": len(points), "work_size": work_size, "motion_in_prompt_frame": used_motion}
     return out, stats
