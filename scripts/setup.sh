@@ -22,8 +22,15 @@ stamp=.venv/.recon-setup-$(sha256sum pyproject.toml | cut -c1-16)
 if [ ! -f "$stamp" ]; then
   .venv/bin/python -m pip install -q --upgrade pip
   .venv/bin/python -m pip install -q torch==2.13.0
-  .venv/bin/python -m pip install -q -e ".[test]"
+  .venv/bin/python -m pip install -q -e ".[test,humans]"
   rm -f .venv/.recon-setup-*; touch "$stamp"
+fi
+# mediapipe (the "people" segmenter) without its declared deps: the ones it uses come with the
+# humans extra above (see pyproject.toml). Its models ship in the wheel; nothing is downloaded later.
+MEDIAPIPE=0.10.21
+if ! .venv/bin/python -c "import importlib.metadata as m, sys; sys.exit(m.version('mediapipe') != '$MEDIAPIPE')" \
+    2>/dev/null; then
+  .venv/bin/python -m pip install -q --no-deps "mediapipe==$MEDIAPIPE"
 fi
 
 # Node tools pinned in tools/package-lock.json; the <model-viewer> bundle (Apache-2.0, three.js
