@@ -81,7 +81,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_mask_args(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("subject masks (for captures without their own; config capture.segmenter)")
+    g = p.add_argument_group(
+        "subject masks (config capture.segmenter). By default a capture's own masks are used; without any, "
+        "the subject is found automatically: if it moves against the background (its flow breaks the "
+        "background's rigid motion), by that motion, else as what the cameras converge on. The run says "
+        "which it picked and why; recon capture writes the masks to DIR/masks/ for you to inspect")
     m = g.add_mutually_exclusive_group()
     m.add_argument("--masks", metavar="PATH", help="your masks: a folder of mask images named like the frames "
                                                    "(255 = subject), or a mask video")
@@ -89,10 +93,17 @@ def _add_mask_args(p: argparse.ArgumentParser) -> None:
                    help="a box around the subject in one frame (source pixels); refined with GrabCut and "
                         "followed through the other frames with optical flow")
     m.add_argument("--auto-masks", action="store_true",
-                   help="find a static subject automatically: what the cameras converge on, refined per frame")
+                   help="find the subject automatically even if the source has masks (static or motion, picked)")
+    m.add_argument("--static-masks", action="store_true",
+                   help="a still subject: what the cameras converge on, refined per frame")
     m.add_argument("--motion-masks", action="store_true",
-                   help="find a subject that moves against the background (its flow disagrees with the "
-                        "background's homography), refined per frame")
+                   help="a subject that moves against the background (its flow disagrees with the "
+                        "background's motion), refined per frame")
+    m.add_argument("--onnx-masks", metavar="MODEL.onnx",
+                   help="run your ONNX segmentation model (needs onnxruntime: pip install 'recon[onnx]')")
+    m.add_argument("--people-masks", choices=["selfie", "pose"], nargs="?", const="selfie",
+                   help="people, with MediaPipe selfie (default) or pose segmentation (needs the humans extra)")
+    m.add_argument("--no-masks", action="store_true", help="no masks at all (the source's own are ignored)")
     g.add_argument("--prompt-frame", type=int, help="the frame --subject-box is drawn in (default 0)")
 
 
@@ -111,9 +122,16 @@ def _mask_overrides(args) -> list[str]:
             raise InputError(None, f"--subject-box wants four numbers x0,y0,x1,y1 (got '{args.subject_box}')")
         return ["capture.segmenter=prompt", f"capture.subject_box={box}"] + \
             ([f"capture.prompt_frame={args.prompt_frame}"] if args.prompt_frame is not None else [])
-    if args.motion_masks:
-        return ["capture.segmenter=motion"]
-    return ["capture.segmenter=auto"] if args.auto_masks else []
+    if args.onnx_masks:
+        return ["capture.segmenter=onnx", f"capture.onnx_model={json.dumps(str(args.onnx_masks))}"]
+    if args.people_masks:
+        return ["capture.segmenter=people", f"capture.people_mode={args.people_masks}"]
+    if args.auto_masks:  # the source's own masks are dropped, so "auto" segments
+        return ["capture.segmenter=auto", "capture.masks=none"]
+    for flag, method in (("static_masks", "static"), ("motion_masks", "motion"), ("no_masks", "none")):
+        if getattr(args, flag):
+            return [f"capture.segmenter={method}"] + (["capture.masks=none"] if method == "none" else [])
+    return []
 
 
 def _add_up_arg(p: argparse.ArgumentParser) -> None:

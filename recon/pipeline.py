@@ -141,7 +141,9 @@ def fit(data, out: str | Path | None = None, *, subject: str = "object", name: s
     else:
         if not in_place and not (resume and (cap_dir / "capture.json").is_file()):
             capture_to_folder(data, cap_dir, cfg.capture, overwrite=True)
-        cap = load_capture(cap_dir, cfg.capture)
+        # the folder we wrote holds the segmenter's masks already: do not segment again
+        reread = cfg.capture if in_place else cfg.capture.model_copy(update={"segmenter": "none", "masks": "auto"})
+        cap = load_capture(cap_dir, reread)
 
     # fit
     fit_eval = _finished_fit(out / "fit" / "eval.json", cfg) if resume else None

@@ -41,11 +41,13 @@ def pytest_collection_modifyitems(config, items):
 
 
 def make_sphere_capture(n_train: int = 16, n_test: int = 4, size: int = 32, radius: float = 0.5,
-                        dist=None, seed: int = 0):
+                        dist=None, seed: int = 0, room: bool = False):
     """A tiny analytic capture: a sphere of ``radius`` at the origin, coloured by its normal with
     stripes, seen from cameras on a sphere of radius 2.5 looking at the origin (OpenCV axes).
 
-    Images are black outside the sphere and masks are its silhouette (like RGBA data).
+    Images are black outside the sphere and masks are its silhouette (like RGBA data). With
+    ``room``, the sphere stands in a checkered room (the walls of the cube [-6, 6]^3), as a real
+    photo's subject does, and the masks are recorded as a segmenter's (``meta["masks"]``).
     Returns a recon.core.types.Capture.
     """
     import numpy as np
@@ -86,11 +88,21 @@ def make_sphere_capture(n_train: int = 16, n_test: int = 4, size: int = 32, radi
         nrm = p / radius
         stripes = 0.5 + 0.5 * torch.sign(torch.sin(6 * torch.atan2(nrm[:, 1], nrm[:, 0])))
         rgb = (0.25 + 0.5 * (0.5 + 0.5 * nrm)) * (0.6 + 0.4 * stripes[:, None])
-        rgb = torch.where(hit[:, None], rgb, torch.zeros_like(rgb))
+        back = torch.zeros_like(rgb)
+        if room:  # where the ray leaves the cube [-6, 6]^3: a checker of 4-unit squares, tinted per wall
+            t_wall = ((6.0 * torch.sign(d) - o) / d).min(dim=-1)
+            w = o + d * t_wall.values[:, None]
+            check = (torch.floor(w / 4.0).sum(-1) % 2)[:, None]
+            tint = torch.tensor([[0.9, 0.5, 0.3], [0.3, 0.8, 0.4], [0.4, 0.5, 0.9]], dtype=w.dtype)
+            back = tint[t_wall.indices] * (0.35 + 0.5 * check)
+        rgb = torch.where(hit[:, None], rgb, back)
         images.append((rgb.reshape(size, size, 3).numpy() * 255 + 0.5).astype(np.uint8))
         masks.append((hit.reshape(size, size).numpy() * 255).astype(np.uint8))
         frames.append(FrameInfo(name=f"{k:03d}", source="analytic", split="test" if k in test else "train"))
-    return Capture(images=images, cameras=cams, frames=frames, masks=masks, meta={"source": "analytic sphere"})
+    meta = {"source": "analytic sphere"}
+    if room:
+        meta["masks"] = {"method": "analytic"}
+    return Capture(images=images, cameras=cams, frames=frames, masks=masks, meta=meta)
 
 
 @pytest.fixture(scope="session")

@@ -75,7 +75,7 @@ def _capture_up(capture, normalization: np.ndarray) -> tuple[np.ndarray, str]:
 def _heldout(mesh: TexturedMesh, capture, normalization: np.ndarray) -> tuple[dict, list]:
     """PSNR of the baked mesh (unlit, over white) against held-out photos (composited over white with masks);
     against training photos, named so, when the capture holds none out."""
-    from ..eval.metrics import psnr
+    from ..eval.metrics import mask_iou, psnr
     from .preview import render
 
     if capture.cameras is None:
@@ -86,13 +86,14 @@ def _heldout(mesh: TexturedMesh, capture, normalization: np.ndarray) -> tuple[di
         return {}, []
     cams = capture.cameras[idx].transformed(np.linalg.inv(normalization))
     views = render(mesh, cams, lit=False)
-    scores, pairs = [], []
+    scores, ious, pairs = [], [], []
     for k, (i, v) in enumerate(zip(idx, views)):
         photo = capture.images[i].astype(np.float32) / 255
         if capture.masks is not None:
             m = (capture.masks[i].astype(np.float32) / 255)[..., None]
             photo = photo * m + (1 - m)
             scores.append(psnr(v["rgb"], photo))
+            ious.append(mask_iou(v["alpha"] > 0.5, capture.masks[i] > 127))
         else:  # no mask: compare where the asset covers the image
             scores.append(psnr(v["rgb"], photo, mask=v["alpha"] > 0.5))
         pairs.append(((photo * 255 + 0.5).astype(np.uint8), (np.clip(v["rgb"], 0, 1) * 255 + 0.5).astype(np.uint8),
@@ -100,8 +101,10 @@ def _heldout(mesh: TexturedMesh, capture, normalization: np.ndarray) -> tuple[di
     key = "psnr_heldout_baked" if split == "test" else "psnr_train_baked"
     region = "full frame, photo over white outside its mask" if capture.masks is not None else \
         "inside the asset's silhouette (no masks)"
-    return {key: float(np.mean(scores)), f"{key}_views": len(scores), f"{key}_split": split,
-            f"{key}_region": region}, pairs
+    out = {key: float(np.mean(scores)), f"{key}_views": len(scores), f"{key}_split": split, f"{key}_region": region}
+    if ious:  # the baked silhouette against the capture's masks
+        out[f"mask_iou_{key[5:]}"] = float(np.mean(ious))
+    return out, pairs
 
 
 def _report_camera(capture, normalization: np.ndarray, A: np.ndarray, asset: TexturedMesh) -> dict | None:
@@ -144,8 +147,10 @@ def _fold_fit_scores(metrics: dict, fit_eval: dict) -> None:
             metrics[f"{score}_{key}_field"] = fit_eval[score]
     metrics[f"psnr_{key}_field_views"] = fit_eval.get("n_views")
     metrics[f"psnr_{key}_field_split"] = fit_eval.get("split")
-    metrics[f"psnr_{key}_field_region"] = "inside the masks" if fit_eval.get("mask_mode") == "weight" else \
-        "full frame"
+    metrics[f"psnr_{key}_field_region"] = fit_eval.get("region") or (
+        "inside the masks" if fit_eval.get("mask_mode") == "weight" else "full frame")
+    if "psnr_subject" in fit_eval:
+        metrics[f"psnr_{key}_field_subject"] = fit_eval["psnr_subject"]
 
 
 def bake_asset(field, normalization: np.ndarray | None, out_dir: str | Path, name: str, capture=None,

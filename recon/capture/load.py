@@ -81,43 +81,71 @@ def read_source(source: str | Path, cfg: CaptureConfig) -> Capture:
     return read_image_folder(path, cfg)
 
 
-def _segment(cap: Capture, cfg: CaptureConfig) -> Capture:
-    """``cap`` with masks from the configured segmenter (``recon.capture.segment``)."""
+def _segment(cap: Capture, cfg: CaptureConfig, method: str, why: str | None = None) -> Capture:
+    """``cap`` with masks from the segmenter ``method`` (``recon.capture.segment``) and the options in ``cfg``."""
     from .segment import segment_capture
 
-    if cfg.segmenter == "folder":
+    options: dict = {}
+    if method == "folder":
         if not cfg.masks_path:
             raise InputError(None, "segmenter 'folder' needs a mask folder or video (--masks PATH)")
-        cap = segment_capture(cap, "folder", path=cfg.masks_path)
-    elif cfg.segmenter == "prompt":
+        options = {"path": cfg.masks_path}
+    elif method == "prompt":
         if cfg.subject_box is None:
             raise InputError(None, "segmenter 'prompt' needs a box (--subject-box x0,y0,x1,y1)")
         box = np.asarray(cfg.subject_box, np.float64)
         src_size = (cap.meta.get("video") or {}).get("size")  # a video's box is in its own pixels
         if src_size and cfg.prompt_frame < len(cap):
             box = box * cap.images[cfg.prompt_frame].shape[1] / float(src_size[0])
-        cap = segment_capture(cap, "prompt", box=box.tolist(), prompt_frame=cfg.prompt_frame)
-    else:
-        cap = segment_capture(cap, cfg.segmenter)
-    log.info(f"masks from the {cfg.segmenter} segmenter: mean subject coverage {cap.meta['masks']['mean_coverage']:.3f}")
+        options = {"box": box.tolist(), "prompt_frame": cfg.prompt_frame}
+    elif method == "onnx":
+        if not cfg.onnx_model:
+            raise InputError(None, "segmenter 'onnx' needs a model file (--onnx-masks MODEL.onnx)")
+        options = {"model_path": cfg.onnx_model, "threshold": cfg.onnx_threshold,
+                   "mean": cfg.onnx_mean, "std": cfg.onnx_std}
+    elif method == "people":
+        options = {"mode": cfg.people_mode}
+    cap = segment_capture(cap, method, **options)
+    if why:
+        cap.meta["masks"]["why"] = why
+    log.info(f"masks from the {method} segmenter{f' ({why})' if why else ''}: "
+             f"mean subject coverage {cap.meta['masks']['mean_coverage']:.3f}")
     return cap
+
+
+BEFORE_SFM = ("folder", "prompt", "motion", "onnx", "people")  # segmenters that need no cameras
+
+
+def pick_segmenter(cap: Capture, cfg: CaptureConfig) -> tuple[str, str | None]:
+    """The segmenter to run on ``cap`` and why: ``cfg.segmenter``, or for "auto" none when the
+    source has masks, else motion or static by ``recon.capture.subject_motion``."""
+    if cfg.segmenter != "auto":
+        return cfg.segmenter, None
+    if cap.masks is not None:
+        return "none", None
+    from .subject_motion import subject_motion
+
+    evidence = subject_motion(cap)
+    return ("motion" if evidence["moving"] else "static"), f"automatic: {evidence['reason']}"
 
 
 def load_capture(source: str | Path, config: CaptureConfig | None = None, normalize: bool = True) -> Capture:
     """Read any supported source into a Capture with cameras, normalised to the unit sphere.
 
     Frames without poses get cameras from structure-from-motion (pycolmap); ``meta["up"]``
-    says which way is up (``recon.capture.upright``).
+    says which way is up (``recon.capture.upright``). Masks come from the source or from the
+    configured segmenter (``pick_segmenter``); those that need no cameras run before SfM.
     """
     cfg = config or CaptureConfig()
     cap = read_source(source, cfg)
-    if cfg.segmenter in ("folder", "prompt", "motion"):  # these replace the source's masks; no cameras needed
-        cap = _segment(cap, cfg)
+    method, why = pick_segmenter(cap, cfg)
+    if method in BEFORE_SFM:
+        cap = _segment(cap, cfg, method, why)
     if cap.cameras is None:
-        from .sfm import solve_cameras
-        cap = solve_cameras(cap, cfg.sfm)
-    if cfg.segmenter == "auto" and cap.masks is None:  # needs the cameras; before normalising, which centres on it
-        cap = _segment(cap, cfg)
+        from .sfm import solve_cameras_for
+        cap = solve_cameras_for(cap, cfg)
+    if method == "static":  # needs the cameras; before normalising, which centres on the subject
+        cap = _segment(cap, cfg, method, why)
     if normalize and not cap.meta.get("normalized", False):
         from .normalize import normalize_capture
         cap = normalize_capture(cap)

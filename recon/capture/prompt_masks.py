@@ -120,12 +120,12 @@ def prompt_masks(cap: Capture, box: Sequence[float], points: Sequence[Sequence[f
     masks[prompt_frame] = largest_parts(first)
     fg_model = models[1] if keep_colours and models else None
 
-    sure_bg = None
-    if used_motion:  # the subject moves against the background: what clearly does not, is not it
-        def sure_bg(i: int) -> np.ndarray:
-            near = ([j for j in (i - 1, i - 2) if j >= 0], [j for j in (i + 1, i + 2) if j < n])
-            sc, _ = motion_score(flows, i, near, grid, step, k=4.0, min_residual=0.6)
-            return moves_with_background(sc, far=far)
+    def moving_away(i: int) -> np.ndarray:  # what clearly moves with the background is not the subject
+        near = ([j for j in (i - 1, i - 2) if j >= 0], [j for j in (i + 1, i + 2) if j < n])
+        sc, _ = motion_score(flows, i, near, grid, step, k=4.0, min_residual=0.6)
+        return moves_with_background(sc, far=far)
+
+    sure_bg = moving_away if used_motion else None
     for chain in (range(prompt_frame, n), range(prompt_frame, -1, -1)):
         propagate(masks, chain, small, flows, band, refine_iterations, fg_model, sure_bg)
 

@@ -10,10 +10,14 @@ options or inputs raise ``InputError`` (one line).
 
 Registered: "folder" (user masks from a folder or a mask video, ``user_masks``),
 "prompt" (a box and points in one frame, GrabCut + optical flow, ``prompt_masks``)
-and "auto" (a static subject the cameras circle: triangulated points where the
+and "static" (a still subject the cameras circle: triangulated points where the
 viewing rays converge, GrabCut per frame, checked against their visual hull,
 ``static_subject_masks``; needs cameras).
-Also "motion" (what moves against the background, no prompt: flow vs a homography, ``motion_masks``).
+Also "motion" (what moves against the background, no prompt: flow vs a homography, ``motion_masks``),
+"onnx" (any ONNX segmentation model from a local file, run with onnxruntime, extra ``onnx``;
+``onnx_masks``: ``model_path``, ``threshold``, ``input_size``, ``mean``, ``std``, ``output_index``)
+and "people" (people with MediaPipe selfie segmentation or pose, extra ``humans``; ``people_masks``:
+``mode`` "selfie" | "pose", ``threshold``). Their optional packages are imported only when run.
 """
 from __future__ import annotations
 
@@ -26,13 +30,15 @@ from ..core.errors import InputError
 from ..core.types import Capture
 from .auto_masks import static_subject_masks
 from .motion_masks import motion_masks
+from .onnx_masks import onnx_masks
+from .people_masks import people_masks
 from .prompt_masks import prompt_masks
 from .user_masks import user_masks
 
 Segmenter = Callable[..., "tuple[list[np.ndarray], dict[str, Any]]"]
 
-SEGMENTERS: dict[str, Segmenter] = {"folder": user_masks, "prompt": prompt_masks, "auto": static_subject_masks,
-                                   "motion": motion_masks}
+SEGMENTERS: dict[str, Segmenter] = {"folder": user_masks, "prompt": prompt_masks, "static": static_subject_masks,
+                                   "motion": motion_masks, "onnx": onnx_masks, "people": people_masks}
 
 
 def mask_stats(cap: Capture, masks: list[np.ndarray]) -> dict[str, Any]:

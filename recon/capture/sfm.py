@@ -117,7 +117,49 @@ def _registration_floor(n: int, cfg: SfMConfig) -> int:
     return max(min(cfg.min_registered, n), math.ceil(cfg.min_registered_fraction * n))
 
 
-def solve_cameras(cap: Capture, cfg: SfMConfig | None = None) -> Capture:
+def _feature_mask(mask: np.ndarray, region: str) -> np.ndarray:
+    """COLMAP feature mask (255 = use) for ``region`` "subject" or "background" of a 0/255 subject mask."""
+    h, w = mask.shape
+    r = max(3, round(0.02 * max(h, w)))  # keep features off the outline, where the two motions mix
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
+    if region == "subject":
+        return cv2.erode(mask, kernel)
+    return 255 - cv2.dilate(mask, kernel)
+
+
+def solve_cameras_for(cap: Capture, cfg) -> Capture:
+    """SfM for ``recon.capture.load``: ``cfg`` is a CaptureConfig (its ``sfm`` and ``sfm_region``).
+
+    With masks of a moving subject and ``sfm_region`` auto, both the subject alone (object-centric
+    cameras: the subject holds still in them) and the background alone (scene cameras) are tried;
+    the one registering more frames wins (ties: the subject) and ``meta["sfm"]["why"]`` says so.
+    """
+    region = cfg.sfm_region
+    moving = (cap.meta.get("masks") or {}).get("method") == "motion"
+    if cap.masks is None or region in ("all", "subject", "background") or not moving:
+        return solve_cameras(cap, cfg.sfm, region if region != "auto" else "all")
+    tried: dict[str, Capture | SfMError] = {}
+    for reg in ("subject", "background"):
+        try:
+            tried[reg] = solve_cameras(cap, cfg.sfm, reg)
+        except SfMError as exc:
+            tried[reg] = exc
+            log.info(f"sfm on the {reg} alone failed: {exc}")
+    ok = {r: c for r, c in tried.items() if isinstance(c, Capture)}
+    if not ok:
+        raise tried["subject"]
+    best = max(ok, key=lambda r: (len(ok[r]), r == "subject"))
+    counts = ", ".join(f"{r}: {len(c) if isinstance(c, Capture) else 'failed'}" for r, c in tried.items())
+    why = (f"the subject moves, so SfM was tried on the subject alone and on the background alone "
+           f"(frames registered: {counts}); kept {best}: "
+           + ("object-centric cameras, the subject holds still in them" if best == "subject"
+              else "scene cameras, the subject moves in them"))
+    log.info(f"sfm: {why}")
+    out = ok[best]
+    return replace(out, meta={**out.meta, "sfm": {**out.meta["sfm"], "why": why}})
+
+
+def solve_cameras(cap: Capture, cfg: SfMConfig | None = None, region: str = "all") -> Capture:
     """Recover cameras and sparse points for ``cap`` (whose cameras are unknown) with COLMAP.
 
     Returns the capture restricted to the registered frames, with ``cameras``
@@ -126,6 +168,11 @@ def solve_cameras(cap: Capture, cfg: SfMConfig | None = None) -> Capture:
     mean_reproj_error, seconds, matcher, shared_camera}. Raises SfMError naming
     the source when fewer than ``cfg.min_registered`` frames or
     ``cfg.min_registered_fraction`` of them register.
+
+    region: where features are taken when the capture has masks: "all", "subject" (inside
+    the masks: cameras relative to the subject, for a subject that moves as one rigid body)
+    or "background" (outside the dilated masks: cameras relative to the scene). COLMAP
+    skips features where its mask image is black.
     """
     import pycolmap
 
@@ -162,6 +209,11 @@ def solve_cameras(cap: Capture, cfg: SfMConfig | None = None) -> Capture:
                      f"({'one shared camera' if shared else 'one camera per image'}, {threads} threads)")
             reader = pycolmap.ImageReaderOptions()
             reader.camera_model = CAMERA_MODEL
+            if region != "all" and cap.masks is not None:
+                (tmp / "masks").mkdir()
+                for fname, m in zip(files, cap.masks):
+                    cv2.imwrite(str(tmp / "masks" / f"{fname}.png"), _feature_mask(m, region))
+                reader.mask_path = str(tmp / "masks")
             extraction = pycolmap.FeatureExtractionOptions()
             extraction.max_image_size = cfg.max_image_size
             extraction.num_threads = threads
@@ -248,6 +300,7 @@ def solve_cameras(cap: Capture, cfg: SfMConfig | None = None) -> Capture:
         "shared_camera": shared,
         "camera_model": CAMERA_MODEL,
         "n_reconstructions": len(recs),
+        "region": region if cap.masks is not None else "all",
     }
     log.info(f"sfm: registered {k} of {n} frames, {len(pts)} points, "
              f"reprojection error {stats['mean_reproj_error']:.2f}px, {seconds:.1f}s")

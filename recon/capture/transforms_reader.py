@@ -314,6 +314,8 @@ def read_transforms(path: str | Path, cfg: CaptureConfig) -> Capture:
             meta["original_source_hash"] = source["hash"]
         if cap_json.get("sfm") is not None:
             meta["sfm"] = cap_json["sfm"]
+        if isinstance(prev.get("masks"), dict) and frames.masks is not None:
+            meta["masks"] = prev["masks"]  # which segmenter made the folder's masks
         if block.get("up") is not None:
             try:
                 up = np.asarray(block["up"], dtype=np.float64).reshape(3)

@@ -43,17 +43,30 @@ class CaptureConfig(_Section):
     max_size: int | None = Field(None, ge=16, description="Downscale images so the longest side is at most this.")
     test_every: int = Field(8, ge=0, description="Hold out every k-th frame as test when the source has no split (0: none).")
     masks: Literal["auto", "none"] = Field("auto", description="Use masks from the source (alpha, mask files).")
-    segmenter: Literal["none", "folder", "prompt", "auto", "motion"] = Field(
-        "none", description="Subject masks for the capture (recon.capture.segment): none (the source's own, if "
-                            "any), folder (user masks: capture.masks_path), prompt (capture.subject_box in frame "
-                            "capture.prompt_frame, GrabCut + optical flow), auto (a static subject: what the "
-                            "cameras converge on; only when the source has no masks), motion (a subject moving "
-                            "against the background: flow that a homography of the background does not explain).")
+    segmenter: Literal["auto", "none", "static", "motion", "folder", "prompt", "onnx", "people"] = Field(
+        "auto", description="Subject masks (recon.capture.segment): auto (default: the source's own masks; without "
+                            "any, motion when the subject moves against the background, else static, and the run "
+                            "says why), none (no masks), static (a still subject: what the cameras converge on), "
+                            "motion (flow that the background's motion does not explain), folder (your masks: "
+                            "capture.masks_path), prompt (capture.subject_box in frame capture.prompt_frame, "
+                            "GrabCut + optical flow), onnx (an ONNX segmentation model: capture.onnx_model), "
+                            "people (MediaPipe, extra recon[humans]: capture.people_mode).")
     masks_path: str | None = Field(None, description="segmenter folder: a folder of masks named like the frames, "
                                                      "or a mask video.")
     subject_box: tuple[float, float, float, float] | None = Field(
         None, description="segmenter prompt: the subject's box x0,y0,x1,y1 in pixels of the prompt frame.")
     prompt_frame: int = Field(0, ge=0, description="segmenter prompt: the frame the box is drawn in.")
+    onnx_model: str | None = Field(None, description="segmenter onnx: path of the ONNX segmentation model "
+                                                     "(NCHW float input; subject = probability > threshold or class != 0).")
+    onnx_threshold: float = Field(0.5, gt=0, lt=1, description="segmenter onnx: probability threshold.")
+    onnx_mean: tuple[float, float, float] | None = Field(None, description="segmenter onnx: input mean per channel ([0, 1] scale).")
+    onnx_std: tuple[float, float, float] | None = Field(None, description="segmenter onnx: input std per channel ([0, 1] scale).")
+    people_mode: Literal["selfie", "pose"] = Field("selfie", description="segmenter people: MediaPipe selfie "
+                                                                        "segmentation or pose segmentation.")
+    sfm_region: Literal["auto", "all", "subject", "background"] = Field(
+        "auto", description="Where SfM looks for features when the capture has masks: auto (all, but for a "
+                            "moving subject both the subject alone (object-centric cameras) and the background "
+                            "alone (scene cameras) are tried and the one registering more frames is kept).")
     up: Literal["auto", "x", "y", "z", "-x", "-y", "-z"] = Field(
         "auto", description="The subject's up axis in the source's world (auto: the source's convention, "
                             "else estimated from the cameras); assets are written with it along +Y.")
@@ -101,6 +114,29 @@ class RenderConfig(_Section):
         "auto", description="Training background behind the subject (auto: random for masked synthetic data).")
     eval_background: Literal["white", "black"] = Field("white", description="Background for evaluation renders.")
     chunk_rays: int = Field(8192, ge=64, description="Rays per chunk when rendering whole images.")
+
+
+class BackgroundConfig(_Section):
+    """The background model behind the subject (``recon.fields.background_field``): an unbounded,
+    contracted field that explains the room around a subject so the whole frame is fitted and scored."""
+
+    model: Literal["auto", "none", "field"] = Field(
+        "auto", description="auto: a background field when the masks came from a segmenter (a real capture "
+                            "without its own masks, so the score is full-frame); none: colour loss inside the "
+                            "masks only; field: always (needs masks).")
+    samples_per_ray: int = Field(32, ge=4, description="Samples per ray in the background field (half in distance "
+                                                       "up to the inner ball, half in disparity beyond).")
+    near: float = Field(0.05, gt=0, description="Distance from the camera where background samples start.")
+    far: float = Field(1000.0, gt=0, description="Distance of the last background sample.")
+    inner_radius: float = Field(3.0, gt=0, description="Radius of the ball kept linear by the contraction (normalised units).")
+    n_levels: int = Field(12, ge=1, le=32, description="Hash-grid levels of the background field.")
+    log2_hashmap_size: int = Field(17, ge=8, le=24, description="log2 of its hash-table rows per level.")
+    max_resolution: int = Field(1024, ge=2, description="Finest level resolution over the contracted ball.")
+    hidden_dim: int = Field(32, ge=8, description="Hidden width of its MLPs.")
+    sh_degree: int = Field(2, ge=1, le=4, description="SH degree of its view dependence.")
+    distortion_weight: float = Field(
+        0.001, ge=0, description="Weight of mip-NeRF 360's distortion loss on its ray weights (compact surfaces, "
+                                "fewer floaters).")
 
 
 class FitConfig(_Section):
@@ -178,6 +214,7 @@ class Config(_Section):
     bake: BakeConfig = Field(default_factory=BakeConfig)
     field: FieldConfig = Field(default_factory=FieldConfig)
     render: RenderConfig = Field(default_factory=RenderConfig)
+    background: BackgroundConfig = Field(default_factory=BackgroundConfig)
     fit: FitConfig = Field(default_factory=FitConfig)
 
 

@@ -78,7 +78,7 @@ def load_model(out: str | Path, device: str = "cpu"):
         raise InputError(fit_dir, "no checkpoint found (expected checkpoints/step_*.pt)")
     st = load_checkpoint(ckpt, device)
     cfg = Config.model_validate(st["config"])
-    model = ObjectModel(cfg, n_frames=st["n_frames"]).to(device)
+    model = ObjectModel(cfg, n_frames=st["n_frames"], background=bool(st.get("background", False))).to(device)
     model.load_state_dict(st["model"])
     model.eval()
     return model

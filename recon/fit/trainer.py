@@ -59,6 +59,18 @@ def split_indices(cap: Capture) -> tuple[np.ndarray, np.ndarray, str]:
     return train, test, "test"
 
 
+def wants_background(cfg: Config, cap: Capture, mask_mode: str) -> bool:
+    """Whether the fit adds a background field (``cfg.background.model``; see ``BackgroundConfig``)."""
+    model = cfg.background.model
+    if model == "field" and mask_mode == "none":
+        raise ConfigError("background.model=field needs subject masks (supply --masks, or let a segmenter "
+                          "make them: --auto-masks, --motion-masks, --subject-box)")
+    if model == "auto":  # not with object-centric cameras: there the background moves
+        return mask_mode == "weight" and bool((cap.meta.get("masks") or {}).get("method")) and \
+            (cap.meta.get("sfm") or {}).get("region") != "subject"
+    return model == "field"
+
+
 class Trainer:
     """Fits an ObjectModel to a Capture; ``run()`` trains within the budget and returns eval.json's dict.
 
@@ -79,7 +91,8 @@ class Trainer:
         self.train_idx, self.eval_idx, self.eval_split = split_indices(cap)
         self.mask_mode = detect_mask_mode(cap)
         self.pixels = PixelSet(cap, self.train_idx, self.device)
-        self.model = ObjectModel(cfg, n_frames=len(self.train_idx)).to(self.device)
+        self.has_background = wants_background(cfg, cap, self.mask_mode)
+        self.model = ObjectModel(cfg, n_frames=len(self.train_idx), background=self.has_background).to(self.device)
         self.model.field.normalization.copy_(torch.as_tensor(cap.normalization, dtype=torch.float64))
         self.opt = _make_optimizer(self.model)
         self.amp = cfg.fit.mixed_precision and self.device.type == "cuda"
@@ -112,6 +125,7 @@ class Trainer:
                 "train_seconds": self.train_seconds, "generator": self.gen.get_state(),
                 "torch_rng": torch.get_rng_state(), "config": config_to_dict(self.cfg),
                 "field_kind": self.model.field.kind, "n_frames": len(self.train_idx),
+                "background": self.has_background,
                 "mask_mode": self.mask_mode}
 
     def _load(self, path: Path) -> None:
@@ -186,7 +200,8 @@ class Trainer:
         self.iteration += 1
         with torch.no_grad():
             se = (out.rgb.detach() - target) ** 2
-            if self.mask_mode == "weight" and batch.alpha is not None:  # photos: the subject's pixels only
+            if self.mask_mode == "weight" and batch.alpha is not None and not self.has_background:
+                # photos without a background model: the subject's pixels only
                 se = se[batch.alpha > 0.5]
             mse = float(se.mean()) if se.numel() else 0.0
         stats = {"loss": float(loss.detach()), "psnr": -10 * math.log10(max(mse, 1e-10)),
@@ -204,7 +219,7 @@ class Trainer:
         log_path = self.dir / "log.jsonl"
         start_it, start_secs = self.iteration, self.train_seconds
         log_event("fit_start", frames=len(self.train_idx), pixels=len(self.pixels), field=cfg.field.kind,
-                  mask_mode=self.mask_mode, backend=active_backend(self.device), device=str(self.device),
+                  mask_mode=self.mask_mode, background=self.has_background, backend=active_backend(self.device), device=str(self.device),
                   iteration=self.iteration)
         with open(log_path, "a") as logf, progress_bar("fit", total=fc.iterations) as bar:
             if start_it:
@@ -241,11 +256,12 @@ class Trainer:
         rays_per_second = fc.batch_rays * (self.iteration - start_it) / max(self.train_seconds - start_secs, 1e-9)
         ev = evaluate(self.model, self.cap, self.eval_idx, self.mask_mode, save_dir=self.dir / "renders")
         result = {"psnr": ev["psnr"], "ssim": ev["ssim"], "n_views": ev["n_views"], "split": self.eval_split,
-                  **({"mask_iou": ev["mask_iou"]} if "mask_iou" in ev else {}),
+                  "region": ev["region"],
+                  **{k: ev[k] for k in ("mask_iou", "psnr_subject") if k in ev},
                   "train_seconds": round(self.train_seconds, 2), "iterations": self.iteration,
                   "rays_per_second": round(rays_per_second, 1), "backend": active_backend(self.device),
                   "device": str(self.device), "field": cfg.field.kind, "mask_mode": self.mask_mode,
-                  "resumed_from": self.resumed_from, "views": ev["views"]}
+                  "background": "field" if self.has_background else "none", "resumed_from": self.resumed_from, "views": ev["views"]}
         atomic_write_bytes(self.dir / "eval.json", json.dumps(result, indent=2).encode())
         log_event("fit_done", iterations=self.iteration, psnr=round(result["psnr"], 3),
                   rays_per_second=round(rays_per_second), train_seconds=round(self.train_seconds, 1))

@@ -6,7 +6,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..core.config import Config
+from ..fields.background_field import BackgroundField
 from ..fields.base import Field
+from ..render.background import render_background
 from ..render.neus import neus_alpha
 from ..render.occupancy import OccupancyGrid
 from ..render.rays import RayBundle
@@ -25,12 +27,20 @@ def make_field(cfg: Config, n_frames: int) -> Field:
 
 
 class ObjectModel(nn.Module):
-    """Field + occupancy grid; renders ray batches and computes the training losses."""
+    """Field + occupancy grid (+ an optional background field); renders ray batches, computes the losses.
 
-    def __init__(self, cfg: Config, n_frames: int = 0):
+    With ``background=True`` an unbounded field (``recon.fields.background_field``) is rendered
+    behind the subject's field on every ray: the subject's field is held to the masks (opacity
+    loss) and the colour loss covers the whole frame. Only the subject's field is baked.
+    """
+
+    def __init__(self, cfg: Config, n_frames: int = 0, background: bool = False):
         super().__init__()
         self.cfg = cfg
         self.field = make_field(cfg, n_frames)
+        self.background: BackgroundField | None = BackgroundField(cfg.background) if background else None
+        # the colour shown where the background field is transparent (a logit)
+        self.sky = nn.Parameter(torch.zeros(3)) if background else None
         r = cfg.render
         self.grid = OccupancyGrid(r.grid_resolution, r.bound, r.occ_threshold, r.occ_ema)
         self.step = march_step(r.bound, r.samples_per_ray)
@@ -80,16 +90,26 @@ class ObjectModel(nn.Module):
         x = self.grid.cell_centers(idx) + (torch.rand(n, 3, device=dev, generator=generator) - 0.5) * self.grid.cell_size
         return torch.relu(-self.field.sdf(x)).mean()
 
+    def render_background(self, rays: RayBundle, training: bool = False,
+                          generator: torch.Generator | None = None) -> Tensor:
+        """(R, 3) colour of the background field behind each ray (requires ``background=True``)."""
+        return render_background(self.background, torch.sigmoid(self.sky), rays, training, generator)[0]
+
     def render(self, rays: RayBundle, background: Tensor, training: bool = False,
                generator: torch.Generator | None = None) -> RenderOutput:
+        """Render R rays over ``background`` ((3,) or (R, 3)), or over the background field when the model
+        has one (then ``self.bg_distortion`` holds that render's distortion loss per ray)."""
+        if self.background is not None:
+            background, _, self.bg_distortion = render_background(
+                self.background, torch.sigmoid(self.sky), rays, training, generator)
         return render_rays(self.field, self.grid, rays, self.step, self.max_steps, background, training, generator)
 
     def losses(self, out: RenderOutput, rgb: Tensor, alpha: Tensor | None, mask_mode: str) -> dict[str, Tensor]:
         """Loss terms; ``rgb`` is the target already composited over the same background (composite mode)."""
         fc = self.cfg.fit
         err = out.rgb - rgb
-        if mask_mode == "weight" and alpha is not None:
-            # real photos with masks: colour only where the subject is
+        if mask_mode == "weight" and alpha is not None and self.background is None:
+            # real photos with masks and no background model: colour only where the subject is
             w = (alpha > 0.5).float()[:, None]
             err = err * w
             denom = w.sum().clamp_min(1.0) * 3
@@ -100,6 +120,10 @@ class ObjectModel(nn.Module):
         if alpha is not None and fc.mask_weight > 0 and mask_mode != "none":
             op = out.opacity.clamp(1e-3, 1 - 1e-3)
             terms["mask"] = fc.mask_weight * F.binary_cross_entropy(op, alpha)
+        if self.background is not None and self.cfg.background.distortion_weight > 0:
+            # only where the subject does not cover the ray (elsewhere the background is hidden)
+            seen = (1.0 - out.opacity).detach()
+            terms["bg_distortion"] = self.cfg.background.distortion_weight * (seen * self.bg_distortion).mean()
         if self.is_sdf and out.grad is not None and out.grad.shape[0] > 0:
             if fc.eikonal_weight > 0:
                 terms["eikonal"] = fc.eikonal_weight * ((out.grad.norm(dim=-1) - 1.0) ** 2).mean()
@@ -118,6 +142,10 @@ class ObjectModel(nn.Module):
                 var.append(p)
             else:
                 mlp.append(p)
+        if self.background is not None:
+            for name, p in self.background.named_parameters():
+                (grid if name.endswith("encoding.table") else mlp).append(p)
+            mlp.append(self.sky)
         groups = [{"params": grid, "lr": fc.lr_grid, "name": "grid", "weight_decay": 0.0},
                   {"params": mlp, "lr": fc.lr_mlp, "name": "mlp", "weight_decay": fc.weight_decay_mlp}]
         if var:

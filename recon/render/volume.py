@@ -61,10 +61,14 @@ def render_rays(field: Field, grid: OccupancyGrid, rays: RayBundle, step: float,
 @torch.no_grad()
 def render_image(field: Field, grid: OccupancyGrid, rays: RayBundle, step: float, max_steps: int,
                  background: Tensor, height: int, width: int, chunk: int = 8192) -> dict[str, Tensor]:
-    """Render H*W rays in chunks -> rgb (H, W, 3), opacity (H, W), depth (H, W) [, normals (H, W, 3)]."""
+    """Render H*W rays in chunks -> rgb (H, W, 3), opacity (H, W), depth (H, W) [, normals (H, W, 3)].
+
+    background: (3,), or (H*W, 3) per ray (e.g. the background field's render).
+    """
     parts: dict[str, list[Tensor]] = {"rgb": [], "opacity": [], "depth": [], "normals": []}
     for s in range(0, len(rays), chunk):
-        o = render_rays(field, grid, rays[s:s + chunk], step, max_steps, background)
+        bg = background if background.dim() == 1 else background[s:s + chunk]
+        o = render_rays(field, grid, rays[s:s + chunk], step, max_steps, bg)
         parts["rgb"].append(o.rgb)
         parts["opacity"].append(o.opacity)
         parts["depth"].append(o.depth)

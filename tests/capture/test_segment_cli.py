@@ -55,6 +55,7 @@ def test_subject_box_follows_the_subject(avocado, tmp_path):
     (["--subject-box", "1,2,3"], "--subject-box wants four numbers"),
     (["--subject-box", "500,500,600,600"], "outside frame"),
     (["--subject-box", "10,10,50,50", "--prompt-frame", "99"], "prompt frame 99 is out of range"),
+    (["--onnx-masks", "{tmp}/none.onnx"], "none.onnx"),
 ])
 def test_bad_mask_input_is_one_line(avocado, tmp_path, capsys, args, expect):
     out = tmp_path / "cap"
@@ -63,3 +64,14 @@ def test_bad_mask_input_is_one_line(avocado, tmp_path, capsys, args, expect):
     err = capsys.readouterr().err.strip()
     assert expect in err and "\n" not in err, err
     assert not out.exists()  # nothing half-written
+
+
+def test_no_masks_drops_the_sources_and_auto_keeps_them(avocado, tmp_path):
+    out = tmp_path / "none"
+    assert main(["capture", str(avocado), "--out", str(out), "--no-masks", "-q"]) == 0
+    assert json.loads((out / "capture.json").read_text())["counts"]["masks"] is False
+    assert not (out / "masks").exists()
+    out = tmp_path / "auto"  # the default: the source's own masks, no segmenter
+    assert main(["capture", str(avocado), "--out", str(out), "-q"]) == 0
+    meta = json.loads((out / "capture.json").read_text())["meta"]
+    assert "masks" not in meta and len(list((out / "masks").iterdir())) == 6
