@@ -82,8 +82,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _add_mask_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group(
-        "subject masks (config capture.segmenter). By default a capture's own masks are used; without any, "
-        "the subject is found automatically: if it moves against the background (its flow breaks the "
+        "subject masks (config capture.segmenter)",
+        "By default a capture's own masks are used; without any, the subject is found automatically: if it moves against the background (its flow breaks the "
         "background's rigid motion), by that motion, else as what the cameras converge on. The run says "
         "which it picked and why; recon capture writes the masks to DIR/masks/ for you to inspect")
     m = g.add_mutually_exclusive_group()

@@ -64,5 +64,8 @@ def segment_capture(cap: Capture, method: str, **options) -> Capture:
             raise RuntimeError(f"segmenter {method!r} returned a {m.dtype} {m.shape} mask for frame {f.name} "
                                f"of shape {img.shape[:2]}")
     masks = [np.where(m > 127, 255, 0).astype(np.uint8) for m in masks]
+    stats = dict(stats)
+    if "method" in stats:  # the segmenter's own sub-method (e.g. how the static one found its points)
+        stats["detail"] = stats.pop("method")
     meta = {**cap.meta, "masks": {"method": method, **stats, **mask_stats(cap, masks)}}
     return replace(cap, masks=masks, meta=meta)
