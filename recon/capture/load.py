@@ -113,6 +113,29 @@ def _segment(cap: Capture, cfg: CaptureConfig, method: str, why: str | None = No
     return cap
 
 
+def downscale(cap: Capture, max_size: int) -> Capture:
+    """``cap`` with images, masks and cameras brought down so the longest side is at most ``max_size``."""
+    import cv2
+
+    from .frame_selection import fit_size
+
+    images, masks, scale = [], [], []
+    for i, im in enumerate(cap.images):
+        h, w = im.shape[:2]
+        nw, nh = fit_size(w, h, max_size)
+        scale.append((nw / w, nh / h))
+        images.append(im if (nw, nh) == (w, h) else cv2.resize(im, (nw, nh), interpolation=cv2.INTER_AREA))
+        if cap.masks is not None:
+            m = cv2.resize(cap.masks[i], (nw, nh), interpolation=cv2.INTER_AREA)
+            masks.append(np.where(m > 127, 255, 0).astype(np.uint8))
+    sx, sy = np.array(scale).T
+    c = cap.cameras
+    cams = None if c is None else type(c).create(
+        c.c2w, c.fx * sx, c.fy * sy, c.cx * sx, c.cy * sy, [im.shape[1] for im in images],
+        [im.shape[0] for im in images], c.dist)
+    return replace(cap, images=images, masks=masks if cap.masks is not None else None, cameras=cams)
+
+
 BEFORE_SFM = ("folder", "prompt", "motion", "onnx", "people")  # segmenters that need no cameras
 
 
@@ -137,13 +160,22 @@ def load_capture(source: str | Path, config: CaptureConfig | None = None, normal
     configured segmenter (``pick_segmenter``); those that need no cameras run before SfM.
     """
     cfg = config or CaptureConfig()
-    cap = read_source(source, cfg)
+    target = cfg.max_size
+    if target is not None and detect_source(source) in ("video", "images"):
+        # frames without poses: segment and solve cameras at SfM's resolution (small subjects need
+        # the pixels), then bring everything down to max_size
+        cfg_read = cfg.model_copy(update={"max_size": max(target, cfg.sfm.max_image_size)})
+    else:
+        cfg_read = cfg
+    cap = read_source(source, cfg_read)
     method, why = pick_segmenter(cap, cfg)
     if method in BEFORE_SFM:
         cap = _segment(cap, cfg, method, why)
     if cap.cameras is None:
         from .sfm import solve_cameras_for
         cap = solve_cameras_for(cap, cfg)
+    if cfg_read is not cfg:
+        cap = downscale(cap, target)
     if method == "static":  # needs the cameras; before normalising, which centres on the subject
         cap = _segment(cap, cfg, method, why)
     if normalize and not cap.meta.get("normalized", False):

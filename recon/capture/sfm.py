@@ -120,7 +120,7 @@ def _registration_floor(n: int, cfg: SfMConfig) -> int:
 def _feature_mask(mask: np.ndarray, region: str) -> np.ndarray:
     """COLMAP feature mask (255 = use) for ``region`` "subject" or "background" of a 0/255 subject mask."""
     h, w = mask.shape
-    r = max(3, round(0.02 * max(h, w)))  # keep features off the outline, where the two motions mix
+    r = max(2, round(0.005 * max(h, w)))  # keep features off the outline, where the two motions mix
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
     if region == "subject":
         return cv2.erode(mask, kernel)
@@ -130,32 +130,29 @@ def _feature_mask(mask: np.ndarray, region: str) -> np.ndarray:
 def solve_cameras_for(cap: Capture, cfg) -> Capture:
     """SfM for ``recon.capture.load``: ``cfg`` is a CaptureConfig (its ``sfm`` and ``sfm_region``).
 
-    With masks of a moving subject and ``sfm_region`` auto, both the subject alone (object-centric
-    cameras: the subject holds still in them) and the background alone (scene cameras) are tried;
-    the one registering more frames wins (ties: the subject) and ``meta["sfm"]["why"]`` says so.
+    With masks of a moving subject and ``sfm_region`` auto, the subject alone is tried first
+    (object-centric cameras: the subject holds still in them, as a static fit needs); when it
+    does not register (too little texture, or a subject that bends, like an animal), the
+    background alone (scene cameras). ``meta["sfm"]["why"]`` says which and why.
     """
     region = cfg.sfm_region
     moving = (cap.meta.get("masks") or {}).get("method") == "motion"
     if cap.masks is None or region in ("all", "subject", "background") or not moving:
         return solve_cameras(cap, cfg.sfm, region if region != "auto" else "all")
-    tried: dict[str, Capture | SfMError] = {}
-    for reg in ("subject", "background"):
-        try:
-            tried[reg] = solve_cameras(cap, cfg.sfm, reg)
-        except SfMError as exc:
-            tried[reg] = exc
-            log.info(f"sfm on the {reg} alone failed: {exc}")
-    ok = {r: c for r, c in tried.items() if isinstance(c, Capture)}
-    if not ok:
-        raise tried["subject"]
-    best = max(ok, key=lambda r: (len(ok[r]), r == "subject"))
-    counts = ", ".join(f"{r}: {len(c) if isinstance(c, Capture) else 'failed'}" for r, c in tried.items())
-    why = (f"the subject moves, so SfM was tried on the subject alone and on the background alone "
-           f"(frames registered: {counts}); kept {best}: "
-           + ("object-centric cameras, the subject holds still in them" if best == "subject"
-              else "scene cameras, the subject moves in them"))
+    # the subject covers a small part of each frame and turns quickly: match more neighbours, and
+    # accept that frames where it is small or blurred do not register (they are dropped)
+    sub = cfg.sfm.model_copy(update={"overlap": max(cfg.sfm.overlap, 15),
+                                     "min_registered_fraction": min(cfg.sfm.min_registered_fraction, 0.4)})
+    try:
+        out = solve_cameras(cap, sub, "subject")
+        why = (f"the subject moves; SfM on the subject alone registered {len(out)} of {len(cap)} frames: "
+               "object-centric cameras, the subject holds still in them")
+    except SfMError as exc:
+        reason = str(exc).split(": ", 1)[-1].split(";")[0]
+        out = solve_cameras(cap, cfg.sfm, "background")
+        why = (f"the subject moves; SfM on the subject alone failed ({reason}), so on the background alone: "
+               f"scene cameras ({len(out)} of {len(cap)} frames), the subject moves in them")
     log.info(f"sfm: {why}")
-    out = ok[best]
     return replace(out, meta={**out.meta, "sfm": {**out.meta["sfm"], "why": why}})
 
 

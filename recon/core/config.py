@@ -64,9 +64,9 @@ class CaptureConfig(_Section):
     people_mode: Literal["selfie", "pose"] = Field("selfie", description="segmenter people: MediaPipe selfie "
                                                                         "segmentation or pose segmentation.")
     sfm_region: Literal["auto", "all", "subject", "background"] = Field(
-        "auto", description="Where SfM looks for features when the capture has masks: auto (all, but for a "
-                            "moving subject both the subject alone (object-centric cameras) and the background "
-                            "alone (scene cameras) are tried and the one registering more frames is kept).")
+        "auto", description="Where SfM looks for features when the capture has masks: auto (all; for a moving "
+                            "subject, the subject alone (object-centric cameras), else the background alone "
+                            "(scene cameras) when the subject does not register).")
     up: Literal["auto", "x", "y", "z", "-x", "-y", "-z"] = Field(
         "auto", description="The subject's up axis in the source's world (auto: the source's convention, "
                             "else estimated from the cameras); assets are written with it along +Y.")

@@ -77,8 +77,11 @@ class OccupancyGrid(nn.Module):
 
     @torch.no_grad()
     def carve_visual_hull(self, cams, masks: list[np.ndarray], chunk: int = 1 << 18) -> float:
-        """Keep only cells inside every mask's silhouette (cells outside an image are not carved).
+        """Keep only cells inside every mask's silhouette that at least ``min(2, views)`` views see.
 
+        A cell outside an image is not carved by that view; a cell that (almost) no view sees is
+        unconstrained, and hash collisions would let the field fill it (slabs above and below a
+        subject filmed from one height), so it goes too.
         cams: render.rays.CameraTensors of the masked views; masks: (H, W) uint8/bool per view.
         Returns the fraction of cells kept.
         """
@@ -89,6 +92,7 @@ class OccupancyGrid(nn.Module):
         G = self.resolution
         dev = self.values.device
         keep = torch.ones(G ** 3, dtype=torch.bool, device=dev)
+        seen = torch.zeros(G ** 3, dtype=torch.int32, device=dev)
         half_diag = 0.5 * self.cell_size * 3 ** 0.5
         for v, m in enumerate(masks):
             m = np.asarray(m) > (127 if np.asarray(m).dtype == np.uint8 else 0.5)
@@ -110,6 +114,8 @@ class OccupancyGrid(nn.Module):
                 d = torch.zeros_like(z)
                 d[inside] = dist[w[inside], u[inside]]
                 keep[idx[inside & (d > radius)]] = False
+                seen[idx[inside]] += 1
+        keep &= seen >= min(2, len(masks))
         self.hull.copy_(keep.view(G, G, G))
         self.binary &= self.hull
         self.values.view(-1).masked_fill_(~keep, 0.0)
