@@ -26,17 +26,13 @@ MESH_FILES = {"avocado": "avocado/avocado.gltf", "bunny": "bunny/bunny.ply", "pi
 
 
 def iou(a: np.ndarray, b: np.ndarray) -> float:
-    return float(((a > 0) & (b > 0)).sum() / max(1, ((a > 0) | (b > 0)).sum()))
+    from recon.eval.metrics import mask_iou
 
-
-def box_around(mask: np.ndarray, margin: int = 8) -> tuple[int, int, int, int]:
-    ys, xs = np.nonzero(mask)
-    h, w = mask.shape
-    return (max(0, xs.min() - margin), max(0, ys.min() - margin), min(w, xs.max() + 1 + margin),
-            min(h, ys.max() + 1 + margin))
+    return mask_iou(a > 0, b > 0)
 
 
 def main() -> None:
+    from recon.capture.mask_ops import mask_box
     from recon.capture.segment import segment_capture
     from recon.synth.composite import SKIMAGE_PHOTOS, moving_subject_video
 
@@ -58,7 +54,7 @@ def main() -> None:
         for bg in args.backgrounds.split(","):
             v = moving_subject_video(path, n_frames=args.frames, size=(256, 192), background=bg, seed=args.seed)
             for method in args.methods.split(","):
-                opts = {"box": box_around(v.true_masks[0])} if method == "prompt" else {}
+                opts = {"box": mask_box(v.true_masks[0])} if method == "prompt" else {}
                 t0 = time.perf_counter()
                 try:
                     out = segment_capture(v.capture, method, **opts)

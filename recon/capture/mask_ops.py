@@ -192,3 +192,11 @@ def moves_with_background(score: np.ndarray, far: int, low: float = 0.3) -> np.n
     moving = cv2.morphologyEx((score > 1.0).astype(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
     near = cv2.dilate(moving, ellipse(far)) > 0
     return ~near & (cv2.GaussianBlur(score.astype(np.float32), (0, 0), 1.0) < low)
+
+
+def mask_box(mask: np.ndarray, margin: int = 8) -> tuple[int, int, int, int]:
+    """Box (x0, y0, x1, y1) around a mask's subject pixels, grown by ``margin`` and clipped to the frame."""
+    ys, xs = np.nonzero(mask)
+    h, w = mask.shape
+    return (max(0, int(xs.min()) - margin), max(0, int(ys.min()) - margin), min(w, int(xs.max()) + 1 + margin),
+            min(h, int(ys.max()) + 1 + margin))

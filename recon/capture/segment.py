@@ -18,6 +18,9 @@ Also "motion" (what moves against the background, no prompt: flow vs a homograph
 ``onnx_masks``: ``model_path``, ``threshold``, ``input_size``, ``mean``, ``std``, ``output_index``)
 and "people" (people with MediaPipe selfie segmentation or pose, extra ``humans``; ``people_masks``:
 ``mode`` "selfie" | "pose", ``threshold``). Their optional packages are imported only when run.
+
+Which one runs when the user names none: ``recon.capture.load.pick_segmenter`` (the
+source's own masks, else motion or static by ``recon.capture.subject_motion``).
 """
 from __future__ import annotations
 

@@ -129,9 +129,9 @@ class BackgroundConfig(_Section):
     near: float = Field(0.05, gt=0, description="Distance from the camera where background samples start.")
     far: float = Field(1000.0, gt=0, description="Distance of the last background sample.")
     inner_radius: float = Field(3.0, gt=0, description="Radius of the ball kept linear by the contraction (normalised units).")
-    n_levels: int = Field(12, ge=1, le=32, description="Hash-grid levels of the background field.")
-    log2_hashmap_size: int = Field(17, ge=8, le=24, description="log2 of its hash-table rows per level.")
-    max_resolution: int = Field(1024, ge=2, description="Finest level resolution over the contracted ball.")
+    grid: HashGridConfig = Field(
+        default_factory=lambda: HashGridConfig(n_levels=12, log2_hashmap_size=17, max_resolution=1024),
+        description="Its hash grid, over the contracted ball (smaller than the subject's).")
     hidden_dim: int = Field(32, ge=8, description="Hidden width of its MLPs.")
     sh_degree: int = Field(2, ge=1, le=4, description="SH degree of its view dependence.")
     distortion_weight: float = Field(

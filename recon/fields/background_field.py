@@ -16,7 +16,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from ..core.config import BackgroundConfig, HashGridConfig
+from ..core.config import BackgroundConfig
 from .base import trunc_exp
 from .hash_grid import HashGridEncoding
 from .mlp import MLP
@@ -37,9 +37,7 @@ class BackgroundField(nn.Module):
     def __init__(self, cfg: BackgroundConfig):
         super().__init__()
         self.cfg = cfg
-        self.encoding = HashGridEncoding(HashGridConfig(
-            n_levels=cfg.n_levels, n_features=2, log2_hashmap_size=cfg.log2_hashmap_size,
-            base_resolution=16, max_resolution=cfg.max_resolution))
+        self.encoding = HashGridEncoding(cfg.grid)
         self.geo_mlp = MLP(self.encoding.out_dim, cfg.hidden_dim, 1 + GEO_FEATURES)
         self.color_mlp = MLP(cfg.sh_degree ** 2 + GEO_FEATURES, cfg.hidden_dim, 3)
 

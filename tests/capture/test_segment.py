@@ -3,22 +3,17 @@
 import numpy as np
 import pytest
 
+from recon.capture.mask_ops import mask_box
 from recon.capture.segment import SEGMENTERS, segment_capture
 from recon.core.errors import InputError
 from recon.core.imageio import write_mask
 from recon.core.types import Capture, FrameInfo
+from recon.eval.metrics import mask_iou
 from recon.synth.composite import moving_subject_video
 
 
 def iou(a: np.ndarray, b: np.ndarray) -> float:
-    return float(((a > 0) & (b > 0)).sum() / max(1, ((a > 0) | (b > 0)).sum()))
-
-
-def box_around(mask: np.ndarray, margin: int = 8) -> tuple[int, int, int, int]:
-    ys, xs = np.nonzero(mask)
-    h, w = mask.shape
-    return (max(0, xs.min() - margin), max(0, ys.min() - margin), min(w, xs.max() + 1 + margin),
-            min(h, ys.max() + 1 + margin))
+    return mask_iou(a > 0, b > 0)
 
 
 @pytest.fixture(scope="module")
@@ -109,7 +104,7 @@ def video(shared_data):
 
 
 def check_prompt_iou(video, background):
-    box = box_around(video.true_masks[0])
+    box = mask_box(video.true_masks[0])
     out = segment_capture(video.capture, "prompt", box=box)
     ious = [iou(a, b) for a, b in zip(out.masks, video.true_masks)]
     print(f"prompt masks (avocado over {background}, 30 frames): mean IoU {np.mean(ious):.4f}, min {np.min(ious):.4f}")
@@ -135,7 +130,7 @@ def test_prompt_masks_from_middle_frame_with_points(video):
     truth = video.true_masks[10:20]
     ys, xs = np.nonzero(truth[5])
     points = [(int(xs.mean()), int(ys.mean()), 1), (2, 2, 0)]
-    out = segment_capture(cap, "prompt", box=box_around(truth[5]), points=points, prompt_frame=5)
+    out = segment_capture(cap, "prompt", box=mask_box(truth[5]), points=points, prompt_frame=5)
     assert np.mean([iou(a, b) for a, b in zip(out.masks, truth)]) >= 0.95
 
 

@@ -47,7 +47,8 @@ def test_fit_with_background_explains_the_room(sphere_capture, tmp_path):
     sphere (opacity IoU with the masks) while the background field fits the walls (full-frame PSNR)."""
     cap = sphere_capture(n_train=48, n_test=3, size=32, room=True)
     over = TINY + ["field.kind=density", "fit.iterations=250", "background.samples_per_ray=16",
-                   "background.n_levels=8", "background.log2_hashmap_size=14", "background.max_resolution=256"]
+                   "background.grid.n_levels=8", "background.grid.log2_hashmap_size=14",
+                   "background.grid.max_resolution=256"]
     res = fit(cap, out=tmp_path / "bg", config=load_config("object-fast", overrides=over))
     ev = res.eval
     assert ev["background"] == "field" and ev["region"].startswith("full frame")
