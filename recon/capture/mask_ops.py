@@ -200,3 +200,16 @@ def mask_box(mask: np.ndarray, margin: int = 8) -> tuple[int, int, int, int]:
     h, w = mask.shape
     return (max(0, int(xs.min()) - margin), max(0, int(ys.min()) - margin), min(w, int(xs.max()) + 1 + margin),
             min(h, int(ys.max()) + 1 + margin))
+
+
+def threshold_option(name: str, value) -> float:
+    """A segmenter's probability threshold as a float in (0, 1); else a one-line InputError."""
+    from ..core.errors import InputError
+
+    try:
+        t = float(value)
+    except (TypeError, ValueError):
+        t = float("nan")
+    if not 0.0 < t < 1.0:
+        raise InputError(None, f"{name} threshold must be a number in (0, 1), got {t!r}")
+    return t

@@ -26,6 +26,7 @@ from ..core.fsutil import sha256_file
 from ..core.log import get_logger
 from ..core.progress import track
 from ..core.types import Capture
+from .mask_ops import threshold_option
 
 log = get_logger(__name__)
 
@@ -166,12 +167,7 @@ def onnx_masks(cap: Capture, model_path: str | Path, threshold: float = 0.5,
     path = Path(model_path)
     if not path.is_file():
         raise InputError(path, "ONNX model file not found")
-    try:
-        threshold = float(threshold)
-    except (TypeError, ValueError):
-        threshold = float("nan")
-    if not 0.0 < threshold < 1.0:
-        raise InputError(None, f"onnx threshold must be a number in (0, 1), got {threshold!r}")
+    threshold = threshold_option("onnx", threshold)
     mean_a, std_a = _channel_values("mean", mean, 0.0, 1.0), _channel_values("std", std, 1e-6, 1e3)
     wanted = _size_option(input_size)
     model = _Model(path, output_index)

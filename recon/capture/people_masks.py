@@ -22,7 +22,7 @@ import numpy as np
 from ..core.errors import InputError, MissingDependencyError
 from ..core.progress import track
 from ..core.types import Capture
-from .mask_ops import at_frame_size, fill_holes, largest_parts
+from .mask_ops import at_frame_size, fill_holes, largest_parts, threshold_option
 
 MODES = ("selfie", "pose")
 MIN_AREA = 0.002  # fraction of the frame below which a detection is noise, not a person
@@ -81,12 +81,7 @@ def people_masks(cap: Capture, mode: str = "selfie", threshold: float = 0.5) -> 
     """
     if mode not in MODES:
         raise InputError(None, f"people mode must be one of {', '.join(MODES)}, got {mode!r}")
-    try:
-        threshold = float(threshold)
-    except (TypeError, ValueError):
-        threshold = float("nan")
-    if not 0.0 < threshold < 1.0:
-        raise InputError(None, f"people threshold must be a number in (0, 1), got {threshold!r}")
+    threshold = threshold_option("people", threshold)
     mp = _mediapipe()
     masks, missing = [], []
     with _model(mp, mode) as model:

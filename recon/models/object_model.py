@@ -1,6 +1,8 @@
 """The object model: one field (density or SDF) + occupancy grid + the losses that fit it to a capture."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -98,11 +100,12 @@ class ObjectModel(nn.Module):
     def render(self, rays: RayBundle, background: Tensor, training: bool = False,
                generator: torch.Generator | None = None) -> RenderOutput:
         """Render R rays over ``background`` ((3,) or (R, 3)), or over the background field when the model
-        has one (then ``self.bg_distortion`` holds that render's distortion loss per ray)."""
-        if self.background is not None:
-            background, _, self.bg_distortion = render_background(
-                self.background, torch.sigmoid(self.sky), rays, training, generator)
-        return render_rays(self.field, self.grid, rays, self.step, self.max_steps, background, training, generator)
+        has one (then the output carries its distortion loss per ray)."""
+        if self.background is None:
+            return render_rays(self.field, self.grid, rays, self.step, self.max_steps, background, training, generator)
+        bg, _, distortion = render_background(self.background, torch.sigmoid(self.sky), rays, training, generator)
+        out = render_rays(self.field, self.grid, rays, self.step, self.max_steps, bg, training, generator)
+        return replace(out, bg_distortion=distortion)
 
     def losses(self, out: RenderOutput, rgb: Tensor, alpha: Tensor | None, mask_mode: str) -> dict[str, Tensor]:
         """Loss terms; ``rgb`` is the target already composited over the same background (composite mode)."""
@@ -120,10 +123,10 @@ class ObjectModel(nn.Module):
         if alpha is not None and fc.mask_weight > 0 and mask_mode != "none":
             op = out.opacity.clamp(1e-3, 1 - 1e-3)
             terms["mask"] = fc.mask_weight * F.binary_cross_entropy(op, alpha)
-        if self.background is not None and self.cfg.background.distortion_weight > 0:
+        if out.bg_distortion is not None and self.cfg.background.distortion_weight > 0:
             # only where the subject does not cover the ray (elsewhere the background is hidden)
             seen = (1.0 - out.opacity).detach()
-            terms["bg_distortion"] = self.cfg.background.distortion_weight * (seen * self.bg_distortion).mean()
+            terms["bg_distortion"] = self.cfg.background.distortion_weight * (seen * out.bg_distortion).mean()
         if self.is_sdf and out.grad is not None and out.grad.shape[0] > 0:
             if fc.eikonal_weight > 0:
                 terms["eikonal"] = fc.eikonal_weight * ((out.grad.norm(dim=-1) - 1.0) ** 2).mean()

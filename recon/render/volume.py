@@ -28,6 +28,7 @@ class RenderOutput:
     n_samples: int
     grad: Tensor | None = None  # (S, 3) SDF numerical gradients (eikonal)
     laplacian: Tensor | None = None  # (S,) SDF Laplacians (curvature)
+    bg_distortion: Tensor | None = None  # (R,) the background field's distortion loss (recon.render.background)
 
 
 def render_rays(field: Field, grid: OccupancyGrid, rays: RayBundle, step: float, max_steps: int,
