@@ -36,8 +36,9 @@ def default_out(data: str | Path) -> Path:
 
 def fit(data: str | Path | Capture, out: str | Path | None = None, preset: str | None = "object-fast",
         overrides: list[str] | tuple[str, ...] = (), config: Config | None = None,
-        config_file: str | Path | None = None, resume: bool = False) -> FitResult:
-    """Fit a neural field to ``data`` (any source ``load_capture`` reads, a capture folder, or a Capture).
+        config_file: str | Path | None = None, resume: bool = False, subject: str = "object") -> FitResult:
+    """Fit the ``subject`` model (``recon.models.MODEL_KINDS``) to ``data`` (any source ``load_capture``
+    reads, a capture folder, or a Capture).
 
     Writes ``out/fit/{checkpoints/, config.yaml, log.jsonl, eval.json, renders/}``.
     ``config`` (a resolved Config) takes precedence over preset/config_file/overrides.
@@ -56,7 +57,7 @@ def fit(data: str | Path | Capture, out: str | Path | None = None, preset: str |
     if cap.cameras is None:
         raise InputError(None if isinstance(data, Capture) else data, "capture has no cameras")
     out = Path(out)
-    result = Trainer(cfg, cap, out / "fit", resume=resume).run()
+    result = Trainer(cfg, cap, out / "fit", resume=resume, subject=subject).run()
     return FitResult(out, result)
 
 
@@ -66,10 +67,11 @@ def _fit_dir(out: str | Path) -> Path:
 
 
 def load_model(out: str | Path, device: str = "cpu"):
-    """The ObjectModel (field + occupancy grid) of the latest checkpoint in ``out`` (job or fit folder)."""
+    """The subject model of the latest checkpoint in ``out`` (job or fit folder), e.g. an ObjectModel
+    (field + occupancy grid)."""
 
     from ..core.config import Config
-    from ..models.object_model import ObjectModel
+    from ..models import model_class
     from .checkpoint import latest_checkpoint, load_checkpoint
 
     fit_dir = _fit_dir(out)
@@ -78,7 +80,7 @@ def load_model(out: str | Path, device: str = "cpu"):
         raise InputError(fit_dir, "no checkpoint found (expected checkpoints/step_*.pt)")
     st = load_checkpoint(ckpt, device)
     cfg = Config.model_validate(st["config"])
-    model = ObjectModel(cfg, n_frames=st["n_frames"], background=bool(st.get("background", False))).to(device)
+    model = model_class(st.get("subject", "object")).from_info(cfg, st).to(device)
     model.load_state_dict(st["model"])
     model.eval()
     return model

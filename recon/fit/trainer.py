@@ -1,12 +1,13 @@
-"""The training loop: Adam with per-group learning rates, warm-up + exponential decay, mixed precision
-on CUDA, occupancy updates, checkpoints and resume, periodic eval, progress and a JSON-lines log.
+"""The one training loop, for every subject model (``recon.models.base.SubjectModel``): Adam with
+per-group learning rates, warm-up + exponential decay, mixed precision on CUDA, checkpoints and
+resume, periodic eval, progress and a JSON-lines log. What a batch is, how it renders and what
+it is scored on are the model's business.
 
 Writes into ``fit_dir``: checkpoints/, config.yaml, log.jsonl, eval.json, renders/.
 """
 from __future__ import annotations
 
 import json
-import math
 import time
 from pathlib import Path
 
@@ -19,11 +20,10 @@ from ..core.fsutil import atomic_write_bytes
 from ..core.log import get_logger, log_event
 from ..core.progress import progress_bar
 from ..core.types import Capture
-from ..models.object_model import ObjectModel
+from ..models import model_class
+from ..models.base import SubjectModel
 from ..ops.backend import active_backend, use_backend
 from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
-from .data import PixelSet, detect_mask_mode
-from .evaluate import BACKGROUNDS, evaluate
 
 log = get_logger(__name__)
 
@@ -38,7 +38,7 @@ def _device() -> torch.device:
     return torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
 
 
-def _make_optimizer(model: ObjectModel) -> torch.optim.Optimizer:
+def _make_optimizer(model: SubjectModel) -> torch.optim.Optimizer:
     groups = model.param_groups()
     for g in groups:
         g["initial_lr"] = g["lr"]
@@ -59,25 +59,15 @@ def split_indices(cap: Capture) -> tuple[np.ndarray, np.ndarray, str]:
     return train, test, "test"
 
 
-def wants_background(cfg: Config, cap: Capture, mask_mode: str) -> bool:
-    """Whether the fit adds a background field (``cfg.background.model``; see ``BackgroundConfig``)."""
-    model = cfg.background.model
-    if model == "field" and mask_mode == "none":
-        raise ConfigError("background.model=field needs subject masks (supply --masks, or let a segmenter "
-                          "make them: --auto-masks, --motion-masks, --subject-box)")
-    if model == "auto":  # not with object-centric cameras: there the background moves
-        return mask_mode == "weight" and bool((cap.meta.get("masks") or {}).get("method")) and \
-            (cap.meta.get("sfm") or {}).get("region") != "subject"
-    return model == "field"
-
-
 class Trainer:
-    """Fits an ObjectModel to a Capture; ``run()`` trains within the budget and returns eval.json's dict.
+    """Fits a subject model (``subject``: a ``recon.models.MODEL_KINDS`` entry) to a Capture; ``run()``
+    trains within the budget and returns eval.json's dict.
 
     ``run()`` works under the config's backend (``use_backend``); ``step()`` alone uses the caller's.
     """
 
-    def __init__(self, cfg: Config, cap: Capture, fit_dir: str | Path, resume: bool = False):
+    def __init__(self, cfg: Config, cap: Capture, fit_dir: str | Path, resume: bool = False,
+                 subject: str = "object"):
         self.cfg = cfg
         self.cap = cap
         self.dir = Path(fit_dir)
@@ -89,11 +79,8 @@ class Trainer:
         self.gen = torch.Generator(device=self.device).manual_seed(cfg.seed)
 
         self.train_idx, self.eval_idx, self.eval_split = split_indices(cap)
-        self.mask_mode = detect_mask_mode(cap)
-        self.pixels = PixelSet(cap, self.train_idx, self.device)
-        self.has_background = wants_background(cfg, cap, self.mask_mode)
-        self.model = ObjectModel(cfg, n_frames=len(self.train_idx), background=self.has_background).to(self.device)
-        self.model.field.normalization.copy_(torch.as_tensor(cap.normalization, dtype=torch.float64))
+        self.subject = subject
+        self.model = model_class(subject).for_capture(cfg, cap, self.train_idx).to(self.device)
         self.opt = _make_optimizer(self.model)
         self.amp = cfg.fit.mixed_precision and self.device.type == "cuda"
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
@@ -110,9 +97,7 @@ class Trainer:
             log.warning(f"{self.ckpt_dir}: no checkpoint to resume from; starting fresh")
         if ckpt is not None:
             self._load(ckpt)
-        elif self.cap.masks is not None and cfg.render.visual_hull:
-            kept = self.model.grid.carve_visual_hull(self.pixels.cams, [cap.masks[i] for i in self.train_idx])
-            log_event("visual_hull", kept_fraction=round(kept, 4))
+        self.model.attach(cap, self.train_idx, fresh=ckpt is None)
         self.dir.mkdir(parents=True, exist_ok=True)
         write_config(cfg, self.dir / "config.yaml")
 
@@ -124,12 +109,13 @@ class Trainer:
                 "scaler": self.scaler.state_dict(), "iteration": self.iteration,
                 "train_seconds": self.train_seconds, "generator": self.gen.get_state(),
                 "torch_rng": torch.get_rng_state(), "config": config_to_dict(self.cfg),
-                "field_kind": self.model.field.kind, "n_frames": len(self.train_idx),
-                "background": self.has_background,
-                "mask_mode": self.mask_mode}
+                "subject": self.subject, **self.model.checkpoint_info()}
 
     def _load(self, path: Path) -> None:
         st = load_checkpoint(path, self.device)
+        if st.get("subject", "object") != self.subject:
+            raise ConfigError(f"{path}: checkpoint of a {st.get('subject', 'object')} model, not {self.subject}; "
+                              "resume with the subject it was trained as, or --overwrite")
         try:
             self.model.load_state_dict(st["model"])
         except RuntimeError as exc:
@@ -148,14 +134,6 @@ class Trainer:
         return save_checkpoint(self.ckpt_dir, self._state(), self.iteration)
 
     # -- loop ----------------------------------------------------------------------------------
-    def _background(self, n: int) -> torch.Tensor:
-        mode = self.cfg.render.background
-        if mode == "auto":
-            mode = "black" if self.mask_mode == "weight" else "random"
-        if mode == "random":
-            return torch.rand(n, 3, device=self.device, generator=self.gen)
-        return torch.tensor(BACKGROUNDS[mode], device=self.device)
-
     def _progress(self) -> float:
         fc = self.cfg.fit
         p = self.iteration / fc.iterations
@@ -169,43 +147,18 @@ class Trainer:
 
     def step(self) -> dict:
         """One training iteration; returns its scalar statistics."""
-        cfg, model = self.cfg, self.model
+        cfg = self.cfg
         p = self._progress()
         for g in self.opt.param_groups:
             g["lr"] = g["initial_lr"] * lr_factor(self.iteration, p, cfg.fit.warmup, cfg.fit.lr_final_factor)
-        model.set_progress(p)
-        r = cfg.render
-        if self.iteration % r.occ_update_every == 0:
-            n_cells = max(int(model.grid.hull.sum()) // 8, 1)
-            model.grid.update(model.cell_opacity, n_cells, generator=self.gen,
-                              prune=self.iteration >= r.occ_warmup or p >= 0.1)
-
-        batch = self.pixels.sample(cfg.fit.batch_rays, self.gen)
-        bg = self._background(cfg.fit.batch_rays)
-        target = batch.rgb
-        if self.mask_mode == "composite" and batch.alpha is not None:
-            target = target * batch.alpha[:, None] + bg * (1.0 - batch.alpha[:, None])
-        with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.amp):
-            out = model.render(batch.rays, bg, training=True, generator=self.gen)
-        terms = model.losses(out, target, batch.alpha, self.mask_mode)
-        if cfg.fit.free_space_weight > 0:
-            free = model.free_space_loss(cfg.fit.batch_rays // 4, self.gen)
-            if free is not None:
-                terms["free_space"] = cfg.fit.free_space_weight * free
+        terms, stats = self.model.train_losses(self.iteration, p, self.gen)
         loss = sum(terms.values())
         self.opt.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         self.scaler.step(self.opt)
         self.scaler.update()
         self.iteration += 1
-        with torch.no_grad():
-            se = (out.rgb.detach() - target) ** 2
-            if self.mask_mode == "weight" and batch.alpha is not None and not self.has_background:
-                # photos without a background model: the subject's pixels only
-                se = se[batch.alpha > 0.5]
-            mse = float(se.mean()) if se.numel() else 0.0
-        stats = {"loss": float(loss.detach()), "psnr": -10 * math.log10(max(mse, 1e-10)),
-                 "samples_per_ray": out.n_samples / cfg.fit.batch_rays}
+        stats = {"loss": float(loss.detach()), **stats}
         stats.update({k: float(v.detach()) for k, v in terms.items()})
         return stats
 
@@ -218,9 +171,8 @@ class Trainer:
         fc = cfg.fit
         log_path = self.dir / "log.jsonl"
         start_it, start_secs = self.iteration, self.train_seconds
-        log_event("fit_start", frames=len(self.train_idx), pixels=len(self.pixels), field=cfg.field.kind,
-                  mask_mode=self.mask_mode, background=self.has_background, backend=active_backend(self.device), device=str(self.device),
-                  iteration=self.iteration)
+        log_event("fit_start", subject=self.subject, frames=len(self.train_idx), **self.model.describe(),
+                  backend=active_backend(self.device), device=str(self.device), iteration=self.iteration)
         with open(log_path, "a") as logf, progress_bar("fit", total=fc.iterations) as bar:
             if start_it:
                 bar.update(completed=start_it)
@@ -231,37 +183,31 @@ class Trainer:
                     torch.cuda.synchronize()
                 self.train_seconds += time.perf_counter() - t0
                 done_its = self.iteration - start_it
-                rps = fc.batch_rays * done_its / max(self.train_seconds - start_secs, 1e-9)
+                rps = self.model.batch_size * done_its / max(self.train_seconds - start_secs, 1e-9)
                 eta = self._eta(done_its, start_secs)
                 bar.advance(1, loss=stats["loss"], psnr=stats["psnr"], rays_s=int(rps), eta_s=int(eta))
                 if self.iteration % fc.log_every == 0 or self._done():
                     rec = {"iteration": self.iteration, "time": round(self.train_seconds, 3),
                            "rays_per_second": round(rps, 1), "lr_grid": self.opt.param_groups[0]["lr"],
-                           "occupied": round(float(self.model.grid.binary.float().mean()), 5),
-                           **{k: round(v, 6) for k, v in stats.items()}}
-                    if self.model.is_sdf:
-                        rec["inv_s"] = round(float(self.model.field.inv_s().detach()), 3)
-                        rec["active_levels"] = int(self.model.field.encoding.active_levels)
+                           **self.model.log_record(), **{k: round(v, 6) for k, v in stats.items()}}
                     logf.write(json.dumps(rec) + "\n")
                     logf.flush()
                 if fc.eval_every and self.iteration % fc.eval_every == 0 and not self._done():
                     idx = self.eval_idx if not fc.eval_views else self.eval_idx[:fc.eval_views]
-                    ev = evaluate(self.model, self.cap, idx, self.mask_mode)
+                    ev = self.model.evaluate(self.cap, idx)
                     ev.pop("views")
                     logf.write(json.dumps({"event": "eval", "iteration": self.iteration, **ev}) + "\n")
                     log_event("eval", iteration=self.iteration, psnr=round(ev["psnr"], 3))
                 if fc.checkpoint_every and self.iteration % fc.checkpoint_every == 0:
                     self.save()
         self.save()
-        rays_per_second = fc.batch_rays * (self.iteration - start_it) / max(self.train_seconds - start_secs, 1e-9)
-        ev = evaluate(self.model, self.cap, self.eval_idx, self.mask_mode, save_dir=self.dir / "renders")
-        result = {"psnr": ev["psnr"], "ssim": ev["ssim"], "n_views": ev["n_views"], "split": self.eval_split,
-                  "region": ev["region"],
-                  **{k: ev[k] for k in ("mask_iou", "psnr_subject") if k in ev},
+        rays_per_second = self.model.batch_size * (self.iteration - start_it) / max(self.train_seconds - start_secs, 1e-9)
+        ev = self.model.evaluate(self.cap, self.eval_idx, save_dir=self.dir / "renders")
+        result = {"subject": self.subject, "split": self.eval_split, **{k: v for k, v in ev.items() if k != "views"},
                   "train_seconds": round(self.train_seconds, 2), "iterations": self.iteration,
                   "rays_per_second": round(rays_per_second, 1), "backend": active_backend(self.device),
-                  "device": str(self.device), "field": cfg.field.kind, "mask_mode": self.mask_mode,
-                  "background": "field" if self.has_background else "none", "resumed_from": self.resumed_from, "views": ev["views"]}
+                  "device": str(self.device), **self.model.describe(), "resumed_from": self.resumed_from,
+                  "views": ev["views"]}
         atomic_write_bytes(self.dir / "eval.json", json.dumps(result, indent=2).encode())
         log_event("fit_done", iterations=self.iteration, psnr=round(result["psnr"], 3),
                   rays_per_second=round(rays_per_second), train_seconds=round(self.train_seconds, 1))

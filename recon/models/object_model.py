@@ -1,13 +1,19 @@
 """The object model: one field (density or SDF) + occupancy grid + the losses that fit it to a capture."""
 from __future__ import annotations
 
+import math
 from dataclasses import replace
+from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..core.config import Config
+from ..core.errors import ConfigError
+from ..core.log import log_event
+from ..core.types import Capture
 from ..fields.background_field import BackgroundField
 from ..fields.base import Field
 from ..render.background import render_background
@@ -16,6 +22,9 @@ from ..render.occupancy import OccupancyGrid
 from ..render.rays import RayBundle
 from ..render.sampler import march_step
 from ..render.volume import RenderOutput, render_rays
+from .base import SubjectModel
+from .object_eval import BACKGROUNDS, evaluate
+from .pixels import PixelSet, detect_mask_mode
 
 
 def make_field(cfg: Config, n_frames: int) -> Field:
@@ -28,17 +37,35 @@ def make_field(cfg: Config, n_frames: int) -> Field:
     return DensityField(cfg.field, cfg.render.bound, n_frames)
 
 
-class ObjectModel(nn.Module):
+def wants_background(cfg: Config, cap: Capture, mask_mode: str) -> bool:
+    """Whether the fit adds a background field (``cfg.background.model``; see ``BackgroundConfig``)."""
+    model = cfg.background.model
+    if model == "field" and mask_mode == "none":
+        raise ConfigError("background.model=field needs subject masks (supply --masks, or let a segmenter "
+                          "make them: --auto-masks, --motion-masks, --subject-box)")
+    if model == "auto":  # not with object-centric cameras: there the background moves
+        return mask_mode == "weight" and bool((cap.meta.get("masks") or {}).get("method")) and \
+            (cap.meta.get("sfm") or {}).get("region") != "subject"
+    return model == "field"
+
+
+class ObjectModel(SubjectModel):
     """Field + occupancy grid (+ an optional background field); renders ray batches, computes the losses.
 
     With ``background=True`` an unbounded field (``recon.fields.background_field``) is rendered
     behind the subject's field on every ray: the subject's field is held to the masks (opacity
     loss) and the colour loss covers the whole frame. Only the subject's field is baked.
+    ``mask_mode`` says how masks enter the loss (``recon.models.pixels.detect_mask_mode``).
     """
 
-    def __init__(self, cfg: Config, n_frames: int = 0, background: bool = False):
+    kind = "object"
+
+    def __init__(self, cfg: Config, n_frames: int = 0, background: bool = False, mask_mode: str = "none"):
         super().__init__()
         self.cfg = cfg
+        self.mask_mode = mask_mode
+        self.n_frames = n_frames
+        self.pixels: PixelSet | None = None
         self.field = make_field(cfg, n_frames)
         self.background: BackgroundField | None = BackgroundField(cfg.background) if background else None
         # the colour shown where the background field is transparent (a logit)
@@ -154,3 +181,84 @@ class ObjectModel(nn.Module):
         if var:
             groups.append({"params": var, "lr": fc.lr_variance, "name": "variance", "weight_decay": 0.0})
         return groups
+
+    # -- what the trainer asks (recon.models.base.SubjectModel) ------------------------------------
+    @classmethod
+    def for_capture(cls, cfg: Config, cap: Capture, train_idx: np.ndarray) -> "ObjectModel":
+        mask_mode = detect_mask_mode(cap)
+        return cls(cfg, len(train_idx), wants_background(cfg, cap, mask_mode), mask_mode)
+
+    @classmethod
+    def from_info(cls, cfg: Config, info: dict) -> "ObjectModel":
+        return cls(cfg, int(info["n_frames"]), bool(info.get("background", False)), info.get("mask_mode", "none"))
+
+    def checkpoint_info(self) -> dict:
+        return {"n_frames": self.n_frames, "field_kind": self.field.kind, "background": self.background is not None,
+                "mask_mode": self.mask_mode}
+
+    def attach(self, cap: Capture, train_idx: np.ndarray, fresh: bool) -> None:
+        dev = self.grid.values.device
+        self.pixels = PixelSet(cap, train_idx, dev)
+        self.field.normalization.copy_(torch.as_tensor(cap.normalization, dtype=torch.float64))
+        if fresh and cap.masks is not None and self.cfg.render.visual_hull:
+            kept = self.grid.carve_visual_hull(self.pixels.cams, [cap.masks[i] for i in train_idx])
+            log_event("visual_hull", kept_fraction=round(kept, 4))
+
+    @property
+    def batch_size(self) -> int:
+        return self.cfg.fit.batch_rays
+
+    def _ray_background(self, n: int, generator: torch.Generator) -> Tensor:
+        mode = self.cfg.render.background
+        dev = self.grid.values.device
+        if mode == "auto":
+            mode = "black" if self.mask_mode == "weight" else "random"
+        if mode == "random":
+            return torch.rand(n, 3, device=dev, generator=generator)
+        return torch.tensor(BACKGROUNDS[mode], device=dev)
+
+    def train_losses(self, iteration: int, progress: float,
+                     generator: torch.Generator) -> tuple[dict[str, Tensor], dict[str, float]]:
+        """Occupancy upkeep, then one batch of random training rays rendered against their pixels."""
+        cfg = self.cfg
+        self.set_progress(progress)
+        r = cfg.render
+        if iteration % r.occ_update_every == 0:
+            n_cells = max(int(self.grid.hull.sum()) // 8, 1)
+            self.grid.update(self.cell_opacity, n_cells, generator=generator,
+                             prune=iteration >= r.occ_warmup or progress >= 0.1)
+        n = cfg.fit.batch_rays
+        batch = self.pixels.sample(n, generator)
+        bg = self._ray_background(n, generator)
+        target = batch.rgb
+        if self.mask_mode == "composite" and batch.alpha is not None:
+            target = target * batch.alpha[:, None] + bg * (1.0 - batch.alpha[:, None])
+        amp = cfg.fit.mixed_precision and bg.device.type == "cuda"
+        with torch.autocast(bg.device.type, dtype=torch.float16, enabled=amp):
+            out = self.render(batch.rays, bg, training=True, generator=generator)
+        terms = self.losses(out, target, batch.alpha, self.mask_mode)
+        if cfg.fit.free_space_weight > 0:
+            free = self.free_space_loss(n // 4, generator)
+            if free is not None:
+                terms["free_space"] = cfg.fit.free_space_weight * free
+        with torch.no_grad():
+            se = (out.rgb.detach() - target) ** 2
+            if self.mask_mode == "weight" and batch.alpha is not None and self.background is None:
+                se = se[batch.alpha > 0.5]  # photos without a background model: the subject's pixels only
+            mse = float(se.mean()) if se.numel() else 0.0
+        stats = {"psnr": -10 * math.log10(max(mse, 1e-10)), "samples_per_ray": out.n_samples / n}
+        return terms, stats
+
+    def evaluate(self, cap: Capture, indices: np.ndarray, save_dir: Path | None = None) -> dict:
+        return evaluate(self, cap, indices, self.mask_mode, save_dir=save_dir)
+
+    def log_record(self) -> dict:
+        rec = {"occupied": round(float(self.grid.binary.float().mean()), 5)}
+        if self.is_sdf:
+            rec["inv_s"] = round(float(self.field.inv_s().detach()), 3)
+            rec["active_levels"] = int(self.field.encoding.active_levels)
+        return rec
+
+    def describe(self) -> dict:
+        return {"field": self.field.kind, "mask_mode": self.mask_mode,
+                "background": "field" if self.background is not None else "none"}

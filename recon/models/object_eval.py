@@ -1,16 +1,20 @@
-"""Evaluation on held-out views: render, compare (PSNR, SSIM, mask IoU), save a few side-by-sides."""
+"""The object model's evaluation on held-out views: render, compare (PSNR, SSIM, mask IoU), save a few
+side-by-sides."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from ..core.types import Capture
 from ..eval.metrics import mask_iou, psnr, ssim
-from ..models.object_model import ObjectModel
 from ..render.rays import CameraTensors, image_rays
 from ..render.volume import render_image
+
+if TYPE_CHECKING:
+    from .object_model import ObjectModel
 
 BACKGROUNDS = {"white": (1.0, 1.0, 1.0), "black": (0.0, 0.0, 0.0)}
 
@@ -25,7 +29,7 @@ def eval_target(img: np.ndarray, mask: np.ndarray | None, mask_mode: str, bg: tu
 
 
 @torch.no_grad()
-def evaluate(model: ObjectModel, cap: Capture, indices: np.ndarray, mask_mode: str,
+def evaluate(model: "ObjectModel", cap: Capture, indices: np.ndarray, mask_mode: str,
              save_dir: Path | None = None, n_save: int = 3) -> dict:
     """Render the frames ``indices`` and compare them with the capture.
 
