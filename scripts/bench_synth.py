@@ -12,7 +12,7 @@ import torch
 
 from recon.ops.rasterize import rasterize
 from recon.synth import load_mesh, render_views, train_test_cameras
-from recon.synth.render import screen_vertices
+from recon.render.mesh_raster import screen_vertices
 
 
 def main() -> None:

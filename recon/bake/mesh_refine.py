@@ -25,109 +25,11 @@ from torch import Tensor
 
 from ..core.log import get_logger
 from ..core.progress import progress_bar
+from ..render.mesh_raster import edge_neighbours, silhouette_antialias, uniform_laplacian, weld
 from .textured_mesh import TexturedMesh
 from .texture_refine import ResidualPyramid, lookup_texture
 
 log = get_logger(__name__)
-
-
-def weld(positions: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Seam copies merged: ``index`` (V,) into unique positions, and the faces (F, 3) on them."""
-    _, index = np.unique(positions, axis=0, return_inverse=True)
-    index = index.reshape(-1)
-    return index, index[faces]
-
-
-def edge_neighbours(faces: np.ndarray) -> np.ndarray:
-    """(F, 3) the face across edge k (from corner k+1 to k+2) of each face, -1 on a boundary."""
-    F_ = len(faces)
-    a = faces[:, [1, 2, 0]].reshape(-1)
-    b = faces[:, [2, 0, 1]].reshape(-1)
-    key = np.minimum(a, b).astype(np.int64) * (int(faces.max()) + 1) + np.maximum(a, b)
-    order = np.argsort(key, kind="stable")
-    ks = key[order]
-    nb = np.full(3 * F_, -1, np.int64)
-    same = np.nonzero(ks[1:] == ks[:-1])[0]  # consecutive pairs share an edge
-    nb[order[same]] = order[same + 1] // 3
-    nb[order[same + 1]] = order[same] // 3
-    return nb.reshape(F_, 3)
-
-
-def uniform_laplacian(faces: np.ndarray, n: int) -> torch.Tensor:
-    """Sparse (n, n) ``I - mean of the neighbours`` of a triangle mesh's vertices."""
-    e = np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]])
-    e = np.unique(np.sort(np.concatenate([e, e[:, ::-1]]), axis=1), axis=0)
-    e = np.concatenate([e, e[:, ::-1]])
-    deg = np.bincount(e[:, 0], minlength=n).astype(np.float32)
-    w = -1.0 / np.maximum(deg[e[:, 0]], 1)
-    idx = np.concatenate([e.T, np.stack([np.arange(n)] * 2)], 1)
-    val = np.concatenate([w, np.ones(n, np.float32)])
-    return torch.sparse_coo_tensor(torch.as_tensor(idx), torch.as_tensor(val, dtype=torch.float32), (n, n),
-                                   check_invariants=False).coalesce()
-
-
-def _edge_values(xy: Tensor, p: Tensor) -> Tensor:
-    """Edge functions (P, 3) of triangles xy (P, 3, 2) at points p (P, 2); edge k runs corner k+1 -> k+2.
-
-    Positive inside for a counter-clockwise screen triangle (the caller flips the sign otherwise).
-    """
-    a = torch.roll(xy, -1, 1)
-    b = torch.roll(xy, -2, 1)
-    d = b - a
-    q = p[:, None] - a
-    return d[..., 0] * q[..., 1] - d[..., 1] * q[..., 0]
-
-
-def silhouette_antialias(color: Tensor, fid: Tensor, depth: Tensor, screen: Tensor, faces: Tensor,
-                         neighbours: Tensor) -> Tensor:
-    """Blend pixels across silhouette edges by where the edge crosses between them (differentiable).
-
-    color: (H, W, 3) the rendered colour (background where ``fid`` < 0); fid: (H, W) face ids;
-    depth: (H, W) camera depth (0 on background); screen: (V, 3) screen vertices (u, v, z);
-    faces: (F, 3); neighbours: (F, 3) from ``edge_neighbours``. Returns (H, W, 3).
-
-    For two neighbouring pixels on different faces, the nearer one's face (s) is followed from
-    its pixel centre towards the other's (o): if it leaves through a silhouette edge (the face
-    across it faces the other way, or there is none) at a fraction t of the way, the surface
-    covers o by t - 1/2 when t > 1/2 (o takes that much of s's colour), and s is uncovered by
-    1/2 - t otherwise (s takes that much of o's colour), as nvdiffrast's antialias does.
-    """
-    xy = screen[:, :2]
-    corners = xy[faces]  # (F, 3, 2)
-    e1, e2 = corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0]
-    area = e1[:, 0] * e2[:, 1] - e1[:, 1] * e2[:, 0]  # screen orientation of each face
-    front = area.detach() > 0
-    far = torch.where(fid >= 0, depth.detach(), torch.full_like(depth, float("inf")))
-    delta = torch.zeros_like(color)
-    for axis in (0, 1):  # horizontal, then vertical neighbours
-        first, second = (fid[:, :-1], fid[:, 1:]) if axis == 0 else (fid[:-1, :], fid[1:, :])
-        rows, cols = torch.nonzero(first != second, as_tuple=True)
-        r2, c2 = (rows, cols + 1) if axis == 0 else (rows + 1, cols)
-        a_front = far[rows, cols] < far[r2, c2]  # the nearer pixel is the surface's side
-        rs, cs = torch.where(a_front, rows, r2), torch.where(a_front, cols, c2)
-        ro, co = torch.where(a_front, r2, rows), torch.where(a_front, c2, cols)
-        f = fid[rs, cs]
-        keep = f >= 0
-        rs, cs, ro, co, f = rs[keep], cs[keep], ro[keep], co[keep], f[keep]
-        ps = torch.stack([cs, rs], 1).to(xy.dtype) + 0.5
-        po = torch.stack([co, ro], 1).to(xy.dtype) + 0.5
-        sign = torch.where(area[f] > 0, 1.0, -1.0).to(xy.dtype)[:, None]
-        es = _edge_values(corners[f], ps) * sign
-        eo = _edge_values(corners[f], po) * sign
-        den = es - eo
-        t = es / torch.where(den.abs() > 1e-12, den, torch.full_like(den, 1e-12))
-        t = torch.where(eo.detach() < 0, t, torch.full_like(t, 2.0))  # only edges the segment leaves through
-        t, k = t.min(1)
-        nb = neighbours[f, k]
-        sil = (nb < 0) | (front[nb.clamp_min(0)] != front[f])
-        keep = sil & (t.detach() >= 0) & (t.detach() <= 1)
-        t, rs, cs, ro, co = t[keep], rs[keep], cs[keep], ro[keep], co[keep]
-        diff = color[rs, cs] - color[ro, co]  # surface minus the other side
-        w = (t - 0.5)[:, None].to(color.dtype)
-        zero = torch.zeros_like(diff)
-        delta = delta.index_put((ro, co), torch.where(w > 0, w * diff, zero), accumulate=True)
-        delta = delta.index_put((rs, cs), torch.where(w < 0, w * diff, zero), accumulate=True)
-    return color + delta
 
 
 class _Views:
@@ -163,7 +65,7 @@ def refine_mesh(mesh: TexturedMesh, capture, normalization: np.ndarray, steps: i
     whether the refined mesh was returned (only when it scores higher); the mean vertex move (original units).
     """
     from ..ops.rasterize import rasterize
-    from ..synth.render import screen_vertices
+    from ..render.mesh_raster import screen_vertices
 
     if capture.cameras is None or capture.cameras.has_distortion or steps <= 0 or \
             len(capture.split_indices("train")) == 0:

@@ -27,7 +27,7 @@ def photo_samples(mesh: TexturedMesh, capture, normalization: np.ndarray, max_vi
                   ) -> tuple[torch.Tensor, torch.Tensor]:
     """Texture coordinates (P, 2) and photo colours (P, 3) in [0, 1] of covered, in-mask training pixels."""
     from ..ops.rasterize import rasterize
-    from ..synth.render import screen_vertices
+    from ..render.mesh_raster import screen_vertices
 
     idx = capture.split_indices("train", max_views)
     cams = capture.cameras[idx].transformed(np.linalg.inv(normalization))

@@ -20,22 +20,12 @@ from typing import Literal
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import Tensor
+
 
 from ..core.types import Cameras
 from ..ops.rasterize import rasterize
+from ..render.mesh_raster import screen_vertices
 from .mesh import Mesh
-
-
-def screen_vertices(vertices: Tensor, cams: Cameras, i: int) -> Tensor:
-    """(V, 3) world vertices -> screen (u, v, z) in camera i (pinhole, OpenCV)."""
-    c2w = torch.as_tensor(cams.c2w[i], dtype=torch.float64)
-    pc = (vertices - c2w[:3, 3]) @ c2w[:3, :3]  # R^T (x - t), row-wise
-    z = pc[:, 2]
-    zs = torch.where(z.abs() < 1e-12, torch.full_like(z, 1e-12), z)
-    u = float(cams.fx[i]) * pc[:, 0] / zs + float(cams.cx[i])
-    v = float(cams.fy[i]) * pc[:, 1] / zs + float(cams.cy[i])
-    return torch.stack([u, v, z], 1).float()
 
 
 def render_views(mesh: Mesh, cameras: Cameras, *, supersample: int = 2,

@@ -6,7 +6,8 @@ import torch
 import trimesh
 
 from recon.bake.extract import transform_points
-from recon.bake.mesh_refine import edge_neighbours, refine_mesh, silhouette_antialias, weld
+from recon.bake.mesh_refine import refine_mesh
+from recon.render.mesh_raster import edge_neighbours, silhouette_antialias, weld
 from recon.bake.preview import render
 from recon.eval.metrics import psnr
 
