@@ -2,8 +2,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from .rig import Rig
 
 
 @dataclass(frozen=True)
@@ -22,6 +26,8 @@ class TexturedMesh:
     vertex_colors: (V, 3) uint8 sRGB colour at each vertex (PLY), or None.
     material: "pbr" (base colour is albedo, lit by a renderer) or "radiance" (base colour is the
         captured radiance, lighting included: writers flag it unlit, previews render it unlit).
+    rig: skeleton, skin weights (one row per vertex) and animation (``recon.bake.rig.Rig``), or None;
+        the positions are its rest pose (what OBJ/PLY get); the glb writer adds skin and animation.
     """
 
     positions: np.ndarray
@@ -34,6 +40,7 @@ class TexturedMesh:
     tangents: np.ndarray | None = None
     vertex_colors: np.ndarray | None = None
     material: str = "pbr"
+    rig: Rig | None = None
 
     def __post_init__(self):
         if self.material not in ("pbr", "radiance"):
@@ -43,6 +50,8 @@ class TexturedMesh:
             a = getattr(self, name)
             if a is not None and len(a) != v:
                 raise ValueError(f"{name} has {len(a)} rows for {v} vertices")
+        if self.rig is not None and len(self.rig.joints) != v:
+            raise ValueError(f"rig has skin weights for {len(self.rig.joints)} vertices, the mesh has {v}")
         if self.faces.ndim != 2 or self.faces.shape[1] != 3:
             raise ValueError(f"faces must be (F, 3), got {self.faces.shape}")
         if len(self.faces) and (self.faces.min() < 0 or self.faces.max() >= v):
@@ -70,14 +79,25 @@ class TexturedMesh:
         return self.material == "radiance"
 
     def transformed(self, T: np.ndarray) -> "TexturedMesh":
-        """The mesh moved by the rigid 4x4 ``T`` (positions, normals and tangents)."""
+        """The mesh moved by the rigid 4x4 ``T`` (positions, normals, tangents and the rig)."""
         R, t = np.asarray(T, np.float64)[:3, :3], np.asarray(T, np.float64)[:3, 3]
         tangents = None
         if self.tangents is not None:
             tangents = self.tangents.copy()
             tangents[:, :3] = (self.tangents[:, :3] @ R.T).astype(np.float32)
         return replace(self, positions=(self.positions @ R.T + t).astype(np.float32),
-                       normals=(self.normals @ R.T).astype(np.float32), tangents=tangents)
+                       normals=(self.normals @ R.T).astype(np.float32), tangents=tangents,
+                       rig=None if self.rig is None else self.rig.transformed(T))
+
+    def posed(self, k: int) -> "TexturedMesh":
+        """The mesh at the rig's animation key ``k`` (linear blend skinning), without the rig."""
+        if self.rig is None:
+            raise ValueError("the mesh has no rig to pose")
+        rig, tangents = self.rig, self.tangents
+        if tangents is not None:
+            tangents = np.concatenate([rig.posed_directions(tangents[:, :3], k), tangents[:, 3:]], 1)
+        return replace(self, positions=rig.pose(self.positions, k), normals=rig.posed_directions(self.normals, k),
+                       tangents=tangents, rig=None)
 
     def to_trimesh(self, textured: bool = True):
         """A ``trimesh.Trimesh`` with the base colour texture (PBR material) or vertex colours."""

@@ -3,12 +3,13 @@
 A writer encodes a ``TexturedMesh`` into files: ``WRITERS[fmt](mesh, stem)`` returns
 ``{file name: bytes}`` (the main file ``<stem>.<fmt>`` first, then sidecars such as an
 OBJ's .mtl and textures), which ``write_mesh`` writes atomically beside each other.
-A reader does the reverse for ``read_mesh``.
+A reader does the reverse for ``read_mesh``. A rigged mesh's glb carries its skin and animation;
+OBJ and PLY get the rest pose, and ``write_posed_meshes`` writes one file per animation key.
 """
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterable
 
 from ...core.errors import InputError
 from ...core.fsutil import atomic_write_bytes
@@ -41,6 +42,17 @@ def write_mesh(mesh: TexturedMesh, path: str | Path, fmt: str | None = None) -> 
         atomic_write_bytes(target, data)
         out.append(target)
     return out
+
+
+def write_posed_meshes(mesh: TexturedMesh, folder: str | Path, keys: Iterable[int] | None = None,
+                       fmt: str = "ply") -> list[Path]:
+    """Write the rigged ``mesh`` posed at each animation key in ``keys`` (default: all) to
+    ``folder/frame_<key:04d>.<fmt>``; returns the main files written."""
+    if mesh.rig is None:
+        raise ValueError("the mesh has no rig: nothing to pose")
+    folder = Path(folder)
+    keys = range(mesh.rig.num_keys) if keys is None else keys
+    return [write_mesh(mesh.posed(k), folder / f"frame_{k:04d}.{fmt}", fmt)[0] for k in keys]
 
 
 def read_mesh(path: str | Path) -> TexturedMesh:

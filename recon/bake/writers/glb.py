@@ -10,6 +10,11 @@ A ``radiance`` mesh (its base colour is captured light, not albedo) is written w
 ``KHR_materials_unlit``, so viewers show the colour as it is instead of lighting it a
 second time; metallic 0 / roughness 0.9 is the extension's recommended fallback for
 viewers without it.
+
+A mesh with a ``rig`` also gets ``JOINTS_0`` / ``WEIGHTS_0``, one node per joint (nodes 1..J, a
+hierarchy with the rest-pose local translation and rotation), a skin (inverse bind matrices) on the
+mesh node, and an animation "motion" with a LINEAR translation and rotation sampler per joint.
+The mesh node and the root joint are both scene roots (a skinned mesh node takes no transform).
 """
 from __future__ import annotations
 
@@ -19,17 +24,19 @@ from pathlib import Path
 
 import numpy as np
 
+from ..rig import Rig, compose
 from ..textured_mesh import TexturedMesh
 from ._png import decode_png, encode_png
 
 GLB_MAGIC = 0x46546C67  # "glTF"
 CHUNK_JSON = 0x4E4F534A
 CHUNK_BIN = 0x004E4942
-FLOAT, UINT32 = 5126, 5125
+FLOAT, UINT32, UINT16, UINT8 = 5126, 5125, 5123, 5121
 ARRAY_BUFFER, ELEMENT_ARRAY_BUFFER = 34962, 34963
 LINEAR, LINEAR_MIPMAP_LINEAR, CLAMP_TO_EDGE = 9729, 9987, 33071
-_TYPES = {1: "SCALAR", 2: "VEC2", 3: "VEC3", 4: "VEC4"}
-_NP = {FLOAT: np.float32, UINT32: np.uint32}
+_TYPES = {1: "SCALAR", 2: "VEC2", 3: "VEC3", 4: "VEC4", 16: "MAT4"}
+_NP = {FLOAT: np.float32, UINT32: np.uint32, UINT16: np.uint16, UINT8: np.uint8}
+ANIMATION = "motion"
 
 
 def _pad4(b: bytes, fill: bytes = b"\0") -> bytes:
@@ -57,13 +64,13 @@ def encode_glb(mesh: TexturedMesh, stem: str) -> dict[str, bytes]:
         blob.extend(_pad4(data))
         return len(gltf["bufferViews"]) - 1
 
-    def accessor(arr: np.ndarray, ctype: int, target: int, minmax: bool = False) -> int:
+    def accessor(arr: np.ndarray, ctype: int, target: int | None, minmax: bool = False) -> int:
         arr = np.ascontiguousarray(arr, dtype=_NP[ctype])
         acc = {"bufferView": view(arr.tobytes(), target), "componentType": ctype, "count": int(arr.shape[0]),
                "type": _TYPES[1 if arr.ndim == 1 else arr.shape[1]]}
         if minmax:
-            acc["min"] = [float(v) for v in arr.min(0)]
-            acc["max"] = [float(v) for v in arr.max(0)]
+            acc["min"] = [float(v) for v in np.atleast_1d(arr.min(0))]
+            acc["max"] = [float(v) for v in np.atleast_1d(arr.max(0))]
         gltf["accessors"].append(acc)
         return len(gltf["accessors"]) - 1
 
@@ -79,6 +86,8 @@ def encode_glb(mesh: TexturedMesh, stem: str) -> dict[str, bytes]:
     }
     if mesh.tangents is not None:
         attrs["TANGENT"] = accessor(mesh.tangents, FLOAT, ARRAY_BUFFER)
+    if mesh.rig is not None:
+        _add_rig(gltf, mesh.rig, attrs, accessor)
     indices = accessor(mesh.faces.reshape(-1), UINT32, ELEMENT_ARRAY_BUFFER)
 
     pbr: dict = {"baseColorTexture": {"index": texture(mesh.base_color, f"{stem}_basecolor")}}
@@ -105,6 +114,39 @@ def encode_glb(mesh: TexturedMesh, stem: str) -> dict[str, bytes]:
     return {f"{stem}.glb": struct.pack("<III", GLB_MAGIC, 2, 12 + len(body)) + body}
 
 
+def _add_rig(gltf: dict, rig: Rig, attrs: dict, accessor) -> None:
+    """Add the skin attributes to ``attrs``, and joint nodes, the skin and the animation to ``gltf``
+    (``accessor(array, componentType, target, minmax)`` stores an array and returns its index)."""
+    w = rig.weights.astype(np.float64)
+    w = w / w.sum(1, keepdims=True)
+    attrs["JOINTS_0"] = accessor(np.where(w > 0, rig.joints, 0), UINT16 if rig.num_joints > 255 else UINT8,
+                                 ARRAY_BUFFER)
+    attrs["WEIGHTS_0"] = accessor(w, FLOAT, ARRAY_BUFFER)
+    first = len(gltf["nodes"])  # joint j is node first + j
+    gltf["nodes"][0]["skin"] = 0
+    t, q = rig.bind_local()
+    for j, name in enumerate(rig.joint_names):
+        node = {"name": name, "translation": [float(x) for x in t[j]], "rotation": [float(x) for x in q[j]]}
+        children = [first + int(c) for c in np.flatnonzero(rig.parents == j)]
+        if children:
+            node["children"] = children
+        gltf["nodes"].append(node)
+    gltf["scenes"][0]["nodes"].append(first)
+    ibm = np.linalg.inv(rig.bind_matrices).transpose(0, 2, 1).reshape(-1, 16)  # column-major
+    gltf["skins"] = [{"joints": list(range(first, first + rig.num_joints)), "skeleton": first,
+                      "inverseBindMatrices": accessor(ibm, FLOAT, None)}]
+    times = accessor(rig.times, FLOAT, None, minmax=True)
+    t, q = rig.local_transforms()
+    samplers, channels = [], []
+    for j in range(rig.num_joints):
+        for path, values in (("translation", t[:, j]), ("rotation", q[:, j])):
+            channels.append({"sampler": len(samplers), "target": {"node": first + j, "path": path}})
+            samplers.append({"input": times, "output": accessor(values, FLOAT, None), "interpolation": "LINEAR"})
+    gltf["animations"] = [{"name": ANIMATION, "samplers": samplers, "channels": channels}]
+    if rig.frame_indices is not None:
+        gltf["animations"][0]["extras"] = {"frame_indices": rig.frame_indices.tolist()}
+
+
 def parse_glb(data: bytes) -> tuple[dict, bytes]:
     """(JSON document, BIN chunk) of a .glb file."""
     magic, version, length = struct.unpack_from("<III", data, 0)
@@ -124,8 +166,33 @@ def parse_glb(data: bytes) -> tuple[dict, bytes]:
     return gltf, binary
 
 
+def _read_rig(gltf: dict, attrs: dict, acc) -> Rig | None:
+    """The rig of a glb as ``_add_rig`` writes it (None without a skin); ``acc(i)`` reads accessor i."""
+    if not gltf.get("skins"):
+        return None
+    skin, nodes = gltf["skins"][0], gltf["nodes"]
+    ids = skin["joints"]
+    slot = {n: j for j, n in enumerate(ids)}
+    parents = np.full(len(ids), -1)
+    for j, n in enumerate(ids):
+        for c in nodes[n].get("children", []):
+            parents[slot[c]] = j
+    bind = np.linalg.inv(acc(skin["inverseBindMatrices"]).reshape(-1, 4, 4).astype(np.float64).transpose(0, 2, 1))
+    anim = gltf["animations"][0]
+    times = acc(anim["samplers"][0]["input"]).astype(np.float64)
+    trs = {"translation": np.array([nodes[n].get("translation", [0, 0, 0]) for n in ids], np.float64),
+           "rotation": np.array([nodes[n].get("rotation", [0, 0, 0, 1]) for n in ids], np.float64)}
+    trs = {k: np.repeat(v[None], len(times), 0) for k, v in trs.items()}
+    for ch in anim["channels"]:
+        if ch["target"]["path"] in trs and ch["target"]["node"] in slot:
+            trs[ch["target"]["path"]][:, slot[ch["target"]["node"]]] = acc(anim["samplers"][ch["sampler"]]["output"])
+    return Rig(tuple(nodes[n].get("name", f"joint{j}") for j, n in enumerate(ids)), parents, bind,
+               acc(attrs["JOINTS_0"]).astype(np.int64), acc(attrs["WEIGHTS_0"]).copy(), times,
+               compose(parents, trs["translation"], trs["rotation"]), anim.get("extras", {}).get("frame_indices"))
+
+
 def read_glb(path: Path) -> TexturedMesh:
-    """Read a single-primitive textured .glb (as ``encode_glb`` writes) into a ``TexturedMesh``."""
+    """Read a single-primitive textured .glb (as ``encode_glb`` writes, rig included) into a ``TexturedMesh``."""
     from ...core.errors import InputError
 
     try:
@@ -139,7 +206,7 @@ def read_glb(path: Path) -> TexturedMesh:
 
         def acc(i: int) -> np.ndarray:
             a = gltf["accessors"][i]
-            n = {"SCALAR": 1, "VEC2": 2, "VEC3": 3, "VEC4": 4}[a["type"]]
+            n = {"SCALAR": 1, "VEC2": 2, "VEC3": 3, "VEC4": 4, "MAT4": 16}[a["type"]]
             dt = {5126: np.float32, 5125: np.uint32, 5123: np.uint16, 5121: np.uint8}[a["componentType"]]
             arr = np.frombuffer(view_bytes(a["bufferView"]), dtype=dt, offset=a.get("byteOffset", 0),
                                 count=a["count"] * n)
@@ -161,6 +228,7 @@ def read_glb(path: Path) -> TexturedMesh:
             base_color=tex(pbr.get("baseColorTexture")), normal_map=tex(mat.get("normalTexture")),
             orm=tex(pbr.get("metallicRoughnessTexture")),
             tangents=acc(at["TANGENT"]).copy() if "TANGENT" in at else None,
-            material="radiance" if "KHR_materials_unlit" in mat.get("extensions", {}) else "pbr")
+            material="radiance" if "KHR_materials_unlit" in mat.get("extensions", {}) else "pbr",
+            rig=_read_rig(gltf, at, acc))
     except (ValueError, KeyError, IndexError, struct.error, OSError) as exc:
         raise InputError(path, f"cannot read glb ({exc.__class__.__name__}: {exc})") from None
