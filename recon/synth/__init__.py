@@ -2,14 +2,18 @@
 
     from recon.synth import synth_capture
     cap = synth_capture("bunny.ply", "out/bunny", views=60, test_views=10, size=256)
+    cap = synth_articulated("out/critter", frames=60, size=128)  # walking rigged quadruped
+    truth = load_posed_truth("out/critter")  # instant -> posed trimesh (mesh units)
 
 Pieces: ``load_mesh`` (trimesh, texture / vertex colours / procedural pattern),
 ``sphere_cameras`` / ``train_test_cameras`` (views around the mesh),
 ``render_views`` (exact CPU rasterizer, supersampled colour).
 """
+from .articulated import load_posed_truth, synth_articulated
 from .cameras import sphere_cameras, train_test_cameras
 from .mesh import Mesh, load_mesh
 from .render import render_views
 from .synthetic_capture import synth_capture
 
-__all__ = ["synth_capture", "load_mesh", "Mesh", "render_views", "sphere_cameras", "train_test_cameras"]
+__all__ = ["synth_capture", "synth_articulated", "load_posed_truth", "load_mesh", "Mesh", "render_views",
+           "sphere_cameras", "train_test_cameras"]
