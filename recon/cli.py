@@ -60,16 +60,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_capture)
 
     p = sub.add_parser(
-        "synth", help="render a mesh from known cameras into a capture with ground truth",
+        "synth", help="render a mesh (or a walking rigged critter) into a capture with ground truth",
         description="Render MESH (any format trimesh reads; textured, or with a procedural texture) from "
                     "cameras on a sphere into RGBA images, masks, depth and normals, written as a capture "
-                    "folder with transforms.json (train/test) and the ground-truth mesh.")
-    p.add_argument("mesh", help="mesh file (.ply .obj .glb .gltf ...)")
+                    "folder with transforms.json (train/test) and the ground-truth mesh. With --articulated "
+                    "instead of MESH: a procedural rigged quadruped walking for --frames instants, filmed by "
+                    "a moving training camera (t_000...) and a second test camera at the same instants "
+                    "(c2_000...), with the posed mesh per instant (gt_posed/) and the rig (gt_rig.npz).")
+    p.add_argument("mesh", nargs="?", help="mesh file (.ply .obj .glb .gltf ...); omit with --articulated")
+    p.add_argument("--articulated", action="store_true",
+                   help="render the built-in walking critter instead of a mesh")
     p.add_argument("--out", required=True, help="output capture folder (written atomically)")
-    p.add_argument("--views", type=int, default=60, help="training views (default 60)")
-    p.add_argument("--test-views", type=int, default=10, help="held-out test views (default 10)")
-    p.add_argument("--size", type=int, default=256, help="image width and height in pixels (default 256)")
-    p.add_argument("--seed", type=int, default=0, help="random seed for camera placement (default 0)")
+    p.add_argument("--views", type=int, default=60, help="training views (default 60; mesh only)")
+    p.add_argument("--test-views", type=int, default=10, help="held-out test views (default 10; mesh only)")
+    p.add_argument("--frames", type=int, default=60,
+                   help="animation instants at 30 fps (default 60; --articulated only)")
+    p.add_argument("--size", type=int, default=None,
+                   help="image width and height in pixels (default 256, or 128 with --articulated)")
+    p.add_argument("--seed", type=int, default=0, help="random seed for cameras and pattern (default 0)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
     _add_common_args(p)
     p.set_defaults(func=_cmd_synth)
@@ -160,9 +168,20 @@ def _cmd_capture(args) -> int:
 
 
 def _cmd_synth(args) -> int:
-    from .synth import synth_capture
+    from .core.errors import InputError
+    from .synth import synth_articulated, synth_capture
 
-    synth_capture(args.mesh, args.out, views=args.views, test_views=args.test_views, size=args.size,
+    if (args.mesh is None) == (not args.articulated):
+        raise InputError(None, "give either a MESH file or --articulated (not both)" if args.articulated
+                         else "give a MESH file to render, or --articulated for the walking critter")
+    if args.articulated:
+        size = 128 if args.size is None else args.size
+        cap = synth_articulated(args.out, frames=args.frames, size=size, seed=args.seed, overwrite=args.overwrite)
+        n_test = len(cap.split_indices("test"))
+        print(f"{args.out}: walking critter, {args.frames} train + {n_test} test frames")
+        return 0
+    size = 256 if args.size is None else args.size
+    synth_capture(args.mesh, args.out, views=args.views, test_views=args.test_views, size=size,
                   seed=args.seed, overwrite=args.overwrite)
     print(f"{args.out}: {args.views} train + {args.test_views} test views of {args.mesh}")
     return 0
@@ -340,10 +359,12 @@ def _add_fit_parser(sub) -> None:
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--video", metavar="FILE", help="a video of the subject (frames picked, cameras from SfM)")
     src.add_argument("--data", metavar="DIR", help="capture folder or any source recon reads")
-    p.add_argument("--subject", choices=SUBJECT_KINDS, default="object",
-                   help="what the capture shows (default object). Only 'object' has its own model yet: the "
-                        "others are fitted as static objects and recorded as kind 'object' with "
-                        "requested_subject set to what you asked for")
+    p.add_argument("--subject", choices=("auto",) + SUBJECT_KINDS, default="auto",
+                   help="what the capture shows (default auto: a subject that moves against the background "
+                        "and does not move rigidly gets the articulated model, anything else the object "
+                        "model; the run says which and why). 'object' and 'articulated' have their own "
+                        "models; head, body and garment are fitted as static objects for now and recorded "
+                        "as kind 'object' with requested_subject set to what you asked for")
     p.add_argument("--name", help="asset name (default: the source's file or folder name)")
     p.add_argument("--out", metavar="OUT", help="job folder (default: out/<name>)")
     p.add_argument("--minutes", type=float, help="training wall-time budget in minutes (config fit.minutes)")

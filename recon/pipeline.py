@@ -4,7 +4,7 @@ every ingestion job run.
     from recon import fit
     result = fit("cat.mp4", out="out/cat")       # a video, image folder, transforms.json, ...
     result.asset_dir / "cat.glb", result.metrics["psnr_heldout_baked"], result.eval["psnr"]
-    result.kind                                  # the model that was fitted: "object" for now
+    result.kind                                  # the model that was fitted: "object" or "articulated"
 
 The job folder (DESIGN.md):
 
@@ -33,13 +33,28 @@ from .ops.backend import use_backend
 
 log = get_logger(__name__)
 
-SUBJECT_MODELS = ("object",)  # subjects with their own model; the others are fitted as static objects for now
+SUBJECT_MODELS = ("object", "articulated")  # subjects with their own model; the others are fitted as static objects
 STAGES = ("capture", "fit", "asset")
 
 
 def fitted_kind(subject: str) -> str:
-    """The model that really fits a capture of ``subject``: its own when it has one, else ``object``."""
-    return subject if subject in SUBJECT_MODELS else "object"
+    """The model that really fits a capture of ``subject``: its own when it has one, else ``object``
+    (``auto`` is decided from the capture: ``pick_subject``)."""
+    return subject if subject in SUBJECT_MODELS or subject == "auto" else "object"
+
+
+def pick_subject(cap: Capture) -> tuple[str, str]:
+    """The model for ``subject="auto"`` and why: a subject that moves against the background and does not
+    register as one rigid body (SfM on it alone failed, so the cameras are the scene's) is articulated;
+    anything else is an object."""
+    masks = (cap.meta.get("masks") or {}).get("method")
+    region = (cap.meta.get("sfm") or {}).get("region")
+    if masks == "motion" and region == "background":
+        return "articulated", ("the subject moves against the background and SfM on it alone did not register "
+                               "(it is not one rigid body): articulated model")
+    if masks == "motion":
+        return "object", "the subject moves, but rigidly (SfM on it alone registered): object model"
+    return "object", "the subject holds still: object model"
 
 
 @dataclass(frozen=True)
@@ -83,6 +98,17 @@ def _source_info(data, cap: Capture, cap_dir: Path | None) -> dict:
             "source_kind": meta.get("kind") or cap.meta.get("source_kind")}
 
 
+def _model_budget(cfg: Config, kind: str, overrides) -> Config:
+    """The articulated model's own fit budget (``articulated.iterations`` / ``minutes``) in place of the
+    preset's object budget, except where the caller set ``fit.iterations`` / ``fit.minutes`` itself."""
+    if kind != "articulated":
+        return cfg
+    given = {o.split("=", 1)[0].strip() for o in overrides}
+    ac = cfg.articulated
+    update = {k: getattr(ac, k) for k in ("iterations", "minutes") if f"fit.{k}" not in given}
+    return cfg.model_copy(update={"fit": cfg.fit.model_copy(update=update)}) if update else cfg
+
+
 def _finished_fit(eval_path: Path, cfg: Config) -> dict | None:
     """eval.json's scores when that fit already met this config's budget, else None."""
     if not eval_path.is_file():
@@ -95,7 +121,7 @@ def _finished_fit(eval_path: Path, cfg: Config) -> dict | None:
     return None
 
 
-def fit(data, out: str | Path | None = None, *, subject: str = "object", name: str | None = None,
+def fit(data, out: str | Path | None = None, *, subject: str = "auto", name: str | None = None,
         preset: str | None = "object-fast", overrides: list[str] | tuple[str, ...] = (),
         config: Config | None = None, config_file: str | Path | None = None, bake: bool = True,
         resume: bool = False, overwrite: bool = False, provenance: dict | None = None) -> PipelineResult:
@@ -103,8 +129,9 @@ def fit(data, out: str | Path | None = None, *, subject: str = "object", name: s
 
     data: anything ``recon.load_capture`` reads (video, image folder, transforms.json,
         COLMAP, IDR/DTU), a recon capture folder, or an in-memory Capture (then ``out`` is required).
-    subject: object, articulated, head, body or garment (only object has its own model yet;
-        the others are fitted as static objects, with a warning, and recorded as ``kind: object``
+    subject: auto (``pick_subject``: articulated for a subject that moves and bends, else object),
+        object, articulated, head, body or garment (head, body and garment have no model of their own
+        yet: they are fitted as static objects, with a warning, and recorded as ``kind: object``
         with ``requested_subject`` saying what was asked for).
     config: a resolved Config; else ``preset`` + ``config_file`` + ``overrides``.
     bake: False stops after the fit (no asset folder).
@@ -115,8 +142,8 @@ def fit(data, out: str | Path | None = None, *, subject: str = "object", name: s
     from .capture import capture_to_folder, load_capture
     from .fit.api import default_out, fit as fit_field, load_model
 
-    if subject not in SUBJECT_KINDS:
-        raise InputError(None, f"unknown subject '{subject}' (one of {', '.join(SUBJECT_KINDS)})")
+    if subject not in SUBJECT_KINDS + ("auto",):
+        raise InputError(None, f"unknown subject '{subject}' (auto or one of {', '.join(SUBJECT_KINDS)})")
     kind = fitted_kind(subject)
     if kind != subject:
         log.warning("no %s model yet: fitting the capture as a static object (recorded as kind 'object', "
@@ -144,11 +171,20 @@ def fit(data, out: str | Path | None = None, *, subject: str = "object", name: s
         # the folder we wrote holds the segmenter's masks already: do not segment again
         reread = cfg.capture if in_place else cfg.capture.model_copy(update={"segmenter": "none", "masks": "auto"})
         cap = load_capture(cap_dir, reread)
+    if kind == "auto":
+        kind, why = pick_subject(cap)
+        log.info("subject: %s", why)
+    cfg = _model_budget(cfg, kind, overrides)
 
     # fit
     fit_eval = _finished_fit(out / "fit" / "eval.json", cfg) if resume else None
     if fit_eval is None:
-        fit_eval = fit_field(cap, out=out, config=cfg, resume=resume).eval
+        fit_eval = fit_field(cap, out=out, config=cfg, resume=resume, subject=kind).eval
+    motion = fit_eval.get("motion") or {}
+    if motion.get("moves") is False:
+        log.warning("the subject holds still (root moved %.3f radii and turned %.1f deg, bones turned %.1f deg): "
+                    "it is static; --subject object fits it as a static object", motion["root_travel_radii"],
+                    motion["root_turn_deg"], motion["bone_turn_deg_p95"])
     if not bake:
         return PipelineResult(out, fit_eval, None, None, kind, subject)
 
@@ -166,14 +202,21 @@ def fit(data, out: str | Path | None = None, *, subject: str = "object", name: s
             **(provenance or {}), "kind": kind, "requested_subject": subject}  # extras cannot restate the kind
     with use_backend(cfg.backend):  # the bake renders the field with the kernels the fit used
         model = load_model(out)
+        gt = cap_dir / "gt_mesh.ply" if cap_dir is not None and (cap_dir / "gt_mesh.ply").is_file() else None
+        common = dict(capture=cap, cfg=cfg.bake, gt_mesh=gt, fit_eval=fit_eval,
+                      provenance={k: v for k, v in prov.items() if v is not None}, overwrite=True)
+        if hasattr(model, "rest_mesh"):  # a fitted mesh with a skeleton: rigged and animated as it is
+            import numpy as np
+
+            N = model.normalization.numpy()
+            rest = model.rest_mesh().apply_transform(np.linalg.inv(N))
+            metrics = bake_asset(model, N, out, name, surface_mesh=rest, rig_source=model, **common)
+            return PipelineResult(out, fit_eval, asset_dir, metrics, kind, subject)
         surface = model.field
         if model.field.kind == "density" and cfg.bake.density_surface == "depth_fusion":
             from .bake.depth_fusion import fused_surface
 
             surface = fused_surface(model, cap, cfg.bake.resolution, cfg.bake.bound,
                                     max_views=cfg.bake.fusion_views, trunc_voxels=cfg.bake.fusion_trunc_voxels)
-        gt = cap_dir / "gt_mesh.ply" if cap_dir is not None and (cap_dir / "gt_mesh.ply").is_file() else None
-        metrics = bake_asset(surface, model.field.normalization, out, name, capture=cap, cfg=cfg.bake,
-                             occupancy=model.grid, gt_mesh=gt, fit_eval=fit_eval,
-                             provenance={k: v for k, v in prov.items() if v is not None}, overwrite=True)
+        metrics = bake_asset(surface, model.field.normalization, out, name, occupancy=model.grid, **common)
     return PipelineResult(out, fit_eval, asset_dir, metrics, kind, subject)

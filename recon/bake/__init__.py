@@ -74,9 +74,11 @@ def _capture_up(capture, normalization: np.ndarray) -> tuple[np.ndarray, str]:
 
 def _heldout(mesh: TexturedMesh, capture, normalization: np.ndarray) -> tuple[dict, list]:
     """PSNR of the baked mesh (unlit, over white) against held-out photos (composited over white with masks);
-    against training photos, named so, when the capture holds none out."""
+    against training photos, named so, when the capture holds none out. A rigged mesh is posed at each
+    photo's instant (``rigging.posed_at``)."""
     from ..eval.metrics import mask_iou, psnr
     from .preview import render
+    from .rigging import posed_at
 
     if capture.cameras is None:
         return {}, []
@@ -85,7 +87,10 @@ def _heldout(mesh: TexturedMesh, capture, normalization: np.ndarray) -> tuple[di
     if len(idx) == 0:
         return {}, []
     cams = capture.cameras[idx].transformed(np.linalg.inv(normalization))
-    views = render(mesh, cams, lit=False)
+    if mesh.rig is None:
+        views = render(mesh, cams, lit=False)
+    else:
+        views = [render(posed_at(mesh, capture.frames[i].index), cams[[k]], lit=False)[0] for k, i in enumerate(idx)]
     scores, ious, pairs = [], [], []
     for k, (i, v) in enumerate(zip(idx, views)):
         photo = capture.images[i].astype(np.float32) / 255
@@ -155,7 +160,8 @@ def _fold_fit_scores(metrics: dict, fit_eval: dict) -> None:
 
 def bake_asset(field, normalization: np.ndarray | None, out_dir: str | Path, name: str, capture=None,
                cfg: BakeConfig | None = None, *, gt_mesh=None, occupancy=None, fit_eval: dict | None = None,
-               provenance: dict | None = None, overwrite: bool = False) -> dict:
+               provenance: dict | None = None, overwrite: bool = False, surface_mesh=None,
+               rig_source=None) -> dict:
     """Bake ``field`` into ``out_dir/asset/`` (see the module docstring); returns the metrics.
 
     field: a ``SurfaceField`` or anything ``as_surface_field`` accepts (recon.fields).
@@ -172,6 +178,12 @@ def bake_asset(field, normalization: np.ndarray | None, out_dir: str | Path, nam
     provenance: written as provenance.json (what the library records about the source); its
         ``kind`` / ``requested_subject`` are copied into metrics.json, and ``frame`` is added.
     overwrite: replace an existing non-empty asset folder.
+    surface_mesh: the surface already as a mesh (a trimesh in the capture's original units, from a model
+        that fits a mesh): used instead of extracting one from ``field``, which then only gives the colour
+        (no normal map: there is no finer surface than the mesh).
+    rig_source: a model with a skeleton (``skeleton()``, ``skin(x)``; ``recon.models.articulated_model``):
+        the asset is rigged and animated (``rigging.rig_from``), photos are compared with it posed at
+        their instant, and the rest mesh is not refined against the (posed) photos.
     """
     import trimesh
 
@@ -194,23 +206,28 @@ def bake_asset(field, normalization: np.ndarray | None, out_dir: str | Path, nam
         capture = undistort_capture(capture)
 
     occ = {} if occupancy is None else {"occupancy": occupancy.binary, "occupancy_bound": float(occupancy.bound)}
-    fine = extract_surface(surface, N, cfg.resolution, cfg.bound, cfg.level, cfg.chunk_points,
-                           cfg.min_component_fraction, cfg.narrow_band, **occ)
+    fine = surface_mesh if surface_mesh is not None else \
+        extract_surface(surface, N, cfg.resolution, cfg.bound, cfg.level, cfg.chunk_points,
+                        cfg.min_component_fraction, cfg.narrow_band, **occ)
     mesh = decimate(fine, cfg.target_triangles)
     layout = unwrap(mesh, cfg.texture_size, cfg.uv_padding)
     voxel = 2 * cfg.bound / (cfg.resolution - 1)
     asset, stats = bake_textures(surface, N, mesh, layout, cfg.texture_size, voxel=voxel,
-                                 normal_map=cfg.normal_map, fd_step=cfg.fd_step, roughness=cfg.roughness,
+                                 normal_map=cfg.normal_map and surface_mesh is None, fd_step=cfg.fd_step, roughness=cfg.roughness,
                                  metallic=cfg.metallic, chunk_points=cfg.chunk_points)
     # the colour is captured radiance; roughness/metallic are not fitted, so none are written
     asset = baked = asset.with_(material="radiance", orm=None)
     fit_stats = {}
-    if capture is not None and cfg.refine_steps > 0:
+    if rig_source is not None:
+        from .rigging import rig_from
+
+        asset = baked = asset.with_(rig=rig_from(rig_source, asset.positions, N, capture))
+    elif capture is not None and cfg.refine_steps > 0:
         asset, fit_stats = refine_mesh(asset, capture, N, cfg.refine_steps, cfg.refine_lr, cfg.texture_fit_lr,
                                        smoothness=cfg.refine_smoothness)
         if asset is not baked:  # the vertices moved: measure the refined shape
             mesh = trimesh.Trimesh(asset.positions, asset.faces)  # merges the seam copies
-    if capture is not None and cfg.texture_fit_steps > 0 and asset is baked:  # refinement fits the colour too
+    if capture is not None and cfg.texture_fit_steps > 0 and asset is baked and asset.rig is None:  # refinement fits the colour too
         asset, tex_stats = refine_base_color(asset, capture, N, cfg.texture_fit_steps, cfg.texture_fit_lr)
         fit_stats.update(tex_stats)
     scale = _scale(N)
@@ -230,6 +247,9 @@ def bake_asset(field, normalization: np.ndarray | None, out_dir: str | Path, nam
         "volume": float(mesh.volume) if mesh.is_watertight else None,
         "units": "capture (original)", "frame": frame, **fit_stats,
     }
+    if asset.rig is not None:
+        metrics.update(joints=asset.rig.num_joints, animation_keys=asset.rig.num_keys,
+                       animation_seconds=float(asset.rig.times[-1]), skin_influences=int(asset.rig.joints.shape[1]))
     gt = _ground_truth(gt_mesh, capture)
     if gt is not None:
         thr = cfg.fscore_threshold / scale
@@ -248,8 +268,23 @@ def bake_asset(field, normalization: np.ndarray | None, out_dir: str | Path, nam
         files = []
         for fmt in ("glb", "obj", "ply"):
             files += [p.name for p in write_mesh(asset, tmp / f"{name}.{fmt}")]
+        if asset.rig is not None and cfg.posed_meshes:
+            from .writers import write_posed_meshes
+
+            files += [f"posed/{p.name}" for p in write_posed_meshes(asset, tmp / "posed")]
         previews = write_previews(asset, tmp, cfg.turntable_frames, cfg.preview_size)
         metrics["turntable_codec"] = previews["turntable_codec"]
+        videos = {}  # a rigged asset's report plays its animation, shows its rest pose and its motion
+        if asset.rig is not None:
+            from .preview import write_motion_video
+            from .writers.glb import ANIMATION
+
+            videos = {"animation": ANIMATION, "turntable": (tmp / "turntable.mp4").read_bytes()}
+            if capture is not None and capture.cameras is not None and len(capture):
+                # N @ inv(A): the asset's frame -> the normalised world the capture's cameras are in
+                metrics.update(write_motion_video(asset, capture, N @ np.linalg.inv(A), tmp / "motion.mp4"))
+                files.append("motion.mp4")
+                videos["motion"] = (tmp / "motion.mp4").read_bytes()
         metrics["bake_seconds"] = round(time.perf_counter() - t0, 2)
         metrics["files"] = sorted(files + ["thumb.png", "turntable.mp4", "report.html", "metrics.json"]
                                   + (["provenance.json"] if provenance is not None else []))
@@ -264,7 +299,7 @@ def bake_asset(field, normalization: np.ndarray | None, out_dir: str | Path, nam
         if asset.normal_map is not None:
             textures["normal"] = asset.normal_map
         page = build_report(name, (tmp / f"{name}.glb").read_bytes(), metrics, previews["thumb"], inputs, pairs,
-                            textures, _report_camera(capture, N, A, asset), masks_note)
+                            textures, _report_camera(capture, N, A, asset), masks_note, **videos)
         (tmp / "report.html").write_text(page, encoding="utf-8")
         (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2))
         if provenance is not None:

@@ -1,4 +1,5 @@
-"""Pictures of a baked asset: thumbnail, turntable video, renders at the capture's cameras.
+"""Pictures of a baked asset: thumbnail, turntable video, renders at the capture's cameras, and for a
+rigged asset the motion video (each input frame beside the asset posed at its instant).
 
 All rendering goes through ``recon.synth.render_views`` (the project's mesh renderer):
 the baked mesh with its base-colour texture, unlit where that colour is the captured
@@ -73,9 +74,9 @@ def _u8(x: np.ndarray) -> np.ndarray:
     return (np.clip(x, 0, 1) * 255 + 0.5).astype(np.uint8)
 
 
-def encode_video(frames: list[np.ndarray], fps: int = 24) -> tuple[bytes, str]:
+def encode_video(frames: list[np.ndarray], fps: int = 24, what: str = "turntable.mp4") -> tuple[bytes, str]:
     """MP4 bytes of ``frames`` (H.264 when PyAV's FFmpeg has an encoder for it, else MPEG-4 part 2)
-    and the codec used."""
+    and the codec used; ``what`` names the file in the error without an encoder."""
     import av
 
     h, w = frames[0].shape[:2]
@@ -91,7 +92,7 @@ def encode_video(frames: list[np.ndarray], fps: int = 24) -> tuple[bytes, str]:
             from ..core.errors import MissingDependencyError
 
             raise MissingDependencyError(
-                "av", "turntable.mp4", need="an H.264 or MPEG-4 video encoder, which PyAV's FFmpeg lacks",
+                "av", what, need="an H.264 or MPEG-4 video encoder, which PyAV's FFmpeg lacks",
                 hint="install PyAV's binary wheel, which bundles one (pip install --force-reinstall av)")
         stream.width, stream.height = w - w % 2, h - h % 2
         stream.pix_fmt = "yuv420p"
@@ -121,3 +122,59 @@ def write_previews(mesh: TexturedMesh, out_dir: Path, frames: int, size: int, up
     data, codec = encode_video(images)
     (out_dir / "turntable.mp4").write_bytes(data)
     return {"thumb": images[0], "turntable_codec": codec}
+
+
+def _resized(img: np.ndarray, width: int, height: int) -> np.ndarray:
+    """(height, width, 3) uint8: ``img`` resized."""
+    from PIL import Image
+
+    if img.shape[:2] == (height, width):
+        return img
+    return np.asarray(Image.fromarray(img).resize((width, height), Image.LANCZOS))
+
+
+def _instants(capture) -> np.ndarray:
+    """(N,) int64 source frame index of each capture frame (``frames[i].index``, else its position)."""
+    return np.array([i if f.index is None else f.index for i, f in enumerate(capture.frames)], np.int64)
+
+
+def frames_in_order(capture, max_frames: int) -> np.ndarray:
+    """Indices of the capture's frames in source order (``_instants``), at most ``max_frames`` spread
+    evenly over them."""
+    order = np.argsort(_instants(capture), kind="stable")
+    return order[np.unique(np.linspace(0, len(order) - 1, min(max_frames, len(order))).round().astype(int))]
+
+
+def _motion_fps(instants: np.ndarray, capture, default: int = 12) -> int:
+    """Frames per second that replay ``instants`` at the source's speed (``rigging.key_times``), 1..30."""
+    from .rigging import key_times
+
+    span = key_times(instants, capture)[-1] if len(instants) > 1 else 0.0
+    return int(np.clip(round((len(instants) - 1) / span), 1, 30)) if span > 0 else default
+
+
+def write_motion_video(asset: TexturedMesh, capture, normalization: np.ndarray, path: Path, size: int = 256,
+                       max_frames: int = 120) -> dict:
+    """``path`` (mp4): each capture frame (source order, masks overlaid) beside ``asset`` posed at its
+    instant (``rigging.posed_at``) rendered unlit from its camera, both ``size`` px high.
+
+    asset: in the frame ``inv(normalization)`` maps the capture's (normalised) cameras to; every panel has
+    the first picked frame's aspect ratio. Returns {"motion_codec": codec, "motion_frames": n}.
+    """
+    from .report import mask_overlay
+    from .rigging import posed_at
+
+    pick = frames_in_order(capture, max_frames)
+    cams = capture.cameras[pick].transformed(np.linalg.inv(normalization))
+    h0, w0 = int(cams.height[0]), int(cams.width[0])
+    width = max(2, round(w0 * size / h0))
+    instants = _instants(capture)[pick]
+    images = []
+    for k, i in enumerate(pick):
+        photo = capture.images[i] if capture.masks is None else mask_overlay(capture.images[i], capture.masks[i])
+        cam = cams[[k]].scaled(size / float(cams.height[k]))
+        view = render(posed_at(asset, int(instants[k])), cam, lit=False)[0]
+        images.append(np.concatenate([_resized(photo, width, size), _resized(_u8(view["rgb"]), width, size)], 1))
+    data, codec = encode_video(images, fps=_motion_fps(instants, capture), what=Path(path).name)
+    Path(path).write_bytes(data)
+    return {"motion_codec": codec, "motion_frames": len(images)}

@@ -1,7 +1,9 @@
 """report.html: one self-contained page per asset that works offline.
 
 It shows the inputs (a strip of capture frames), the baked asset rendered beside the
-held-out photos, the metrics, the textures, and an interactive 3D view: Google's
+held-out photos, for a rigged asset its motion (the input frames beside the model replaying
+them, and the rest-pose turntable; mp4s embedded as base64), the metrics, the textures, and
+an interactive 3D view (playing a rigged asset's animation): Google's
 ``<model-viewer>`` (Apache-2.0, three.js inside, MIT) inlined from the package's
 ``static/`` folder (copied there from npm by scripts/setup.sh) with the .glb embedded
 as base64. Without the bundle the page still renders, with the thumbnail instead.
@@ -50,6 +52,13 @@ def _img_uri(img: np.ndarray, max_side: int | None = None, fmt: str = "JPEG") ->
     return f"data:image/{fmt.lower()};base64,{base64.b64encode(buf.getvalue()).decode()}"
 
 
+def _video_tag(mp4: bytes, caption: str) -> str:
+    """A looping, muted, autoplaying <video> with ``mp4`` inlined as a data URI, captioned."""
+    src = "data:video/mp4;base64," + base64.b64encode(mp4).decode()
+    return (f"<figure><video autoplay loop muted playsinline src='{src}'></video>"
+            f"<figcaption>{html.escape(caption)}</figcaption></figure>")
+
+
 def _fmt(v) -> str:
     if isinstance(v, float):
         return f"{v:.4g}"
@@ -66,6 +75,9 @@ h1{margin:0 0 4px}h2{margin:28px 0 8px;font-size:18px}.sub{color:#666;margin-bot
 .pair img{width:200px;height:auto;display:inline-block}.pair div{font-size:12px;color:#555}
 table{border-collapse:collapse;background:#fff}td,th{border:1px solid #ddd;padding:4px 10px;text-align:left;font-size:14px}
 .textures img{width:200px;margin-right:8px;border:1px solid #ddd}
+.videos{display:flex;flex-wrap:wrap;gap:14px}
+.videos figure{margin:0;background:#fff;padding:6px;border-radius:4px}
+.videos video{height:256px;display:block}.videos figcaption{font-size:12px;color:#555;margin-top:4px}
 model-viewer{width:640px;height:480px;background:#fff;border:1px solid #ddd}
 """
 
@@ -101,13 +113,16 @@ def viewer_camera(c2w: np.ndarray, fy: float, height: int, center: np.ndarray) -
 def build_report(name: str, glb: bytes, metrics: dict, thumb: np.ndarray | None = None,
                  inputs: list[np.ndarray] = (), pairs: list[tuple[np.ndarray, np.ndarray, str]] = (),
                  textures: dict[str, np.ndarray] | None = None, camera: dict[str, str] | None = None,
-                 masks_note: str | None = None) -> str:
+                 masks_note: str | None = None, motion: bytes | None = None, turntable: bytes | None = None,
+                 animation: str | None = None) -> str:
     """The report page as a string.
 
     inputs: capture frames (H, W, 3) uint8 for the strip (with their masks overlaid, ``mask_overlay``,
     when the capture has masks; ``masks_note`` says where they came from); pairs: (photo, render, caption)
     for held-out views; textures: name -> (H, W, 3) uint8 texture shown small; camera: where
     the 3D view opens (``viewer_camera``: the first held-out photo's camera), else model-viewer's default.
+    motion / turntable: mp4 bytes (``preview.write_motion_video``, turntable.mp4) for the Motion section;
+    animation: the glb's animation the 3D view plays (a rigged asset's ``writers.glb.ANIMATION``).
     """
     from .. import __version__
 
@@ -117,8 +132,11 @@ def build_report(name: str, glb: bytes, metrics: dict, thumb: np.ndarray | None 
     if js is not None:
         parts.append(f"<script>{js}</script>")
     parts.append("</head><body>")
+    rig = f", {_fmt(metrics['joints'])} joints, {_fmt(metrics.get('animation_keys', '?'))} animation keys" \
+        if "joints" in metrics else ""
     parts.append(f"<h1>{html.escape(name)}</h1><div class=sub>recon {html.escape(__version__)} asset report: "
-                 f"{metrics.get('triangles', '?')} triangles, {metrics.get('texture_size', '?')} px textures</div>")
+                 f"{metrics.get('triangles', '?')} triangles, {metrics.get('texture_size', '?')} px textures"
+                 f"{rig}</div>")
 
     parts.append("<h2>3D view</h2>")
     if js is not None:
@@ -127,9 +145,10 @@ def build_report(name: str, glb: bytes, metrics: dict, thumb: np.ndarray | None 
         look = 'tone-mapping="none" shadow-intensity="0"' if metrics.get("material") == "radiance" else \
             'shadow-intensity="0.6"'
         cam = "".join(f' {k}="{html.escape(v)}"' for k, v in (camera or {}).items())
+        anim = f' autoplay animation-name="{html.escape(animation)}"' if animation else ""  # a rigged asset plays
         parts.append(f'<model-viewer id=viewer src="{src}" alt="{html.escape(name)}" camera-controls '
-                     f'auto-rotate auto-rotate-delay="5000" interaction-prompt="none" {look}{cam} exposure="1" '
-                     'loading="eager"></model-viewer>')
+                     f'auto-rotate auto-rotate-delay="5000" interaction-prompt="none" {look}{cam}{anim} '
+                     'exposure="1" loading="eager"></model-viewer>')
         if camera:
             parts.append("<div class=sub>The view opens at the first held-out photo's camera.</div>")
         # load/error flags let a test (or a person) tell that the model displayed
@@ -144,6 +163,14 @@ def build_report(name: str, glb: bytes, metrics: dict, thumb: np.ndarray | None 
         note = f", subject masks overlaid: {html.escape(masks_note)}" if masks_note else ""
         parts.append(f"<h2>Inputs ({len(inputs)} frames shown{note})</h2><div class=strip>")
         parts += [f"<img src='{_img_uri(im, 192)}'>" for im in inputs]
+        parts.append("</div>")
+    if motion is not None or turntable is not None:
+        parts.append("<h2>Motion</h2><div class=videos>")
+        if motion is not None:
+            parts.append(_video_tag(motion, "input frames (masks overlaid) beside the fitted model replaying "
+                                            "their motion"))
+        if turntable is not None:
+            parts.append(_video_tag(turntable, "the rest pose (turntable)"))
         parts.append("</div>")
     if len(pairs):
         parts.append("<h2>Held-out views: photo | baked asset</h2><div class=pairs>")

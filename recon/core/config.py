@@ -41,7 +41,7 @@ class CaptureConfig(_Section):
     dedup_threshold: float = Field(
         0.02, ge=0, description="Drop a video frame whose mean abs difference to the last kept one is below this.")
     max_size: int | None = Field(None, ge=16, description="Downscale images so the longest side is at most this.")
-    test_every: int = Field(8, ge=0, description="Hold out every k-th frame as test when the source has no split (0: none).")
+    test_every: int = Field(10, ge=0, description="Hold out every k-th frame as test when the source has no split (0: none).")
     masks: Literal["auto", "none"] = Field("auto", description="Use masks from the source (alpha, mask files).")
     segmenter: Literal["auto", "none", "static", "motion", "folder", "prompt", "onnx", "people"] = Field(
         "auto", description="Subject masks (recon.capture.segment): auto (default: the source's own masks; without "
@@ -139,6 +139,58 @@ class BackgroundConfig(_Section):
                                 "fewer floaters).")
 
 
+class ArticulatedConfig(_Section):
+    """The articulated model (``recon.models.articulated_model``): a skinned canonical mesh fitted to a clip."""
+
+    bones: int = Field(16, ge=1, le=64, description="Gaussian bones B (k-means over the canonical hull).")
+    influences: int = Field(4, ge=1, le=4, description="Skin weights kept per point (a glTF skin plays 4).")
+    min_frames: int = Field(8, ge=2, description="Fewest training instants the model accepts.")
+    iterations: int = Field(6000, ge=1, description="Its fit budget in iterations (replaces fit.iterations when "
+                                                    "the pipeline picks this model, unless fit.iterations is set).")
+    minutes: float = Field(20.0, gt=0, description="Its fit budget in minutes (replaces fit.minutes likewise).")
+    train_size: int = Field(160, ge=32, description="Longer side, in pixels, of the frames it renders in training.")
+    frames_per_step: int = Field(4, ge=1, description="Frames rendered per training iteration.")
+    box_margin: float = Field(1.6, gt=0, description="Canonical box half side, in subject radii (from the masks).")
+    track_rounds: int = Field(1, ge=0, description="Rounds of root rotations tracked from the optical flow (PnP on "
+                                                   "the current hull) and positions centred on the masks, each "
+                                                   "followed by a new hull.")
+    carve_resolution: int = Field(48, ge=16, le=160, description="Voxels per axis of the canonical hull.")
+    carve_consensus: float = Field(0.7, gt=0, le=1, description="Fraction of frames whose mask must hold a voxel.")
+    recarve: bool = Field(False, description="Carve the hull again during the fit (with the fitted root poses, "
+                                            "then through the articulated warps); else only at the start.")
+    rigid_until: float = Field(0.3, ge=0, lt=1, description="Training progress fitting root poses only.")
+    recarve_at: float = Field(0.5, ge=0, le=1, description="Progress at which the hull is carved through the "
+                                                           "articulated warps (the posed visual hull).")
+    root_frequencies: int = Field(8, ge=1, description="Cosine terms of the root's trajectory over the clip.")
+    bone_frequencies: int = Field(40, ge=1, description="Cosine terms of each bone's motion over the clip.")
+    lr_root: float = Field(0.002, gt=0, description="Learning rate of the root poses (after tracking places them).")
+    lr_bones: float = Field(0.01, gt=0, description="Learning rate of the bone motions.")
+    lr_shape: float = Field(0.003, gt=0, description="Learning rate of the bones' rest shape, skin MLP and offsets.")
+    photo_weight: float = Field(1.0, ge=0, description="Weight of the L1 photo loss.")
+    photo_geometry: bool = Field(True, description="Let the photo loss move the surface (colour differentiated in "
+                                                   "position), not only fit the colour.")
+    silhouette_weight: float = Field(5.0, ge=0, description="Weight of the silhouette loss.")
+    flow_weight: float = Field(1.0, ge=0, description="Weight of the optical-flow loss (0: no flow).")
+    smooth_weight: float = Field(0.05, ge=0, description="Weight of the bones' high-frequency motion.")
+    acceleration_weight: float = Field(10.0, ge=0, description="Weight of the root's acceleration (summed over "
+                                                               "instants): pins the depth a single camera leaves open.")
+    upright_weight: float = Field(1.0, ge=0, description="Weight of the root's tilt away from the world's up "
+                                                         "(subjects that walk on the ground stay upright).")
+    bone_motion_weight: float = Field(1e-3, ge=0, description="Weight of the bone motions' size.")
+    offset_weight: float = Field(0.01, ge=0, description="Weight of the offsets' size.")
+    laplacian_weight: float = Field(10.0, ge=0, description="Weight of the offsets' Laplacian over the mesh.")
+    cycle_weight: float = Field(0.1, ge=0, description="Weight of the forward/backward warp cycle.")
+    lr_offset_grid: float = Field(0.003, gt=0, description="Learning rate of the offset field's hash grid.")
+    offset_grid: HashGridConfig = Field(
+        default_factory=lambda: HashGridConfig(n_levels=6, n_features=2, log2_hashmap_size=15, base_resolution=8,
+                                               max_resolution=96),
+        description="Hash grid of the canonical shape's offset field.")
+    color_grid: HashGridConfig = Field(
+        default_factory=lambda: HashGridConfig(n_levels=10, n_features=2, log2_hashmap_size=16, base_resolution=8,
+                                               max_resolution=256),
+        description="Hash grid of the canonical colour field.")
+
+
 class FitConfig(_Section):
     iterations: int = Field(20000, ge=1, description="Training iterations (the wall-time budget may stop earlier).")
     minutes: float | None = Field(None, gt=0, description="Wall-time budget in minutes (None: iterations only).")
@@ -200,6 +252,8 @@ class BakeConfig(_Section):
     metallic: float = Field(0.0, ge=0, le=1, description="Default metallic until materials are fitted.")
     fscore_threshold: float = Field(
         0.01, gt=0, description="F-score distance threshold, in normalised units (unit-sphere radius 1).")
+    posed_meshes: bool = Field(False, description="A rigged asset: also write the mesh posed at every animation "
+                                                  "key (posed/frame_<key>.ply).")
     preview_size: int = Field(384, ge=64, description="Side of thumb.png and the turntable frames in pixels.")
     turntable_frames: int = Field(36, ge=2, description="Frames in turntable.mp4 (one revolution, 24 fps).")
 
@@ -215,6 +269,7 @@ class Config(_Section):
     field: FieldConfig = Field(default_factory=FieldConfig)
     render: RenderConfig = Field(default_factory=RenderConfig)
     background: BackgroundConfig = Field(default_factory=BackgroundConfig)
+    articulated: ArticulatedConfig = Field(default_factory=ArticulatedConfig)
     fit: FitConfig = Field(default_factory=FitConfig)
 
 

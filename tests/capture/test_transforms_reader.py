@@ -156,7 +156,7 @@ def test_fl_forms_per_frame_override_and_max_size(tmp_path):
     frames[3].update(fl_x=80.0, fl_y=82.0, cx=21.0, k1=0.1, p2=0.01)
     data = {"fl_x": 50.0, "fl_y": 51.0, "cx": 19.5, "cy": 14.5, "w": 40, "h": 30, "k2": 0.02, "frames": frames}
     (tmp_path / "transforms.json").write_text(json.dumps(data))
-    cap = read_transforms(tmp_path / "transforms.json", CaptureConfig())
+    cap = read_transforms(tmp_path / "transforms.json", CaptureConfig(test_every=8))
     c = cap.cameras
     assert (c.fx[0], c.fy[0], c.cx[0], c.cy[0]) == (50.0, 51.0, 19.5, 14.5)
     assert (c.fx[3], c.fy[3], c.cx[3], c.cy[3]) == (80.0, 82.0, 21.0, 14.5)

@@ -1,0 +1,87 @@
+"""Whole training frames at a small size, for models that render full images (rasterized meshes).
+
+Each frame keeps its photo composited over white with its mask (the subject alone), the mask
+as coverage in [0, 1], its camera scaled to the size, its instant slot, and the optical flow to
+the next frame of the clip (OpenCV DIS, checked forward against backward) where there is one.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from ..core.types import Capture
+from ..render.rays import CameraTensors
+
+
+def resize(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Area-resize ``img`` to (width, height)."""
+    import cv2
+
+    return cv2.resize(img, size, interpolation=cv2.INTER_AREA)
+
+
+def dis_flow(a: np.ndarray, b: np.ndarray, max_error: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """DIS optical flow a -> b ((H, W, 2) pixels) and where it is trustworthy (forward-backward error
+    below ``max_error`` pixels), for (H, W, 3) uint8 images."""
+    import cv2
+
+    dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
+    ga, gb = cv2.cvtColor(a, cv2.COLOR_RGB2GRAY), cv2.cvtColor(b, cv2.COLOR_RGB2GRAY)
+    fwd = dis.calc(ga, gb, None)
+    bwd = dis.calc(gb, ga, None)
+    H, W = ga.shape
+    yy, xx = np.mgrid[:H, :W].astype(np.float32)
+    back = cv2.remap(bwd, xx + fwd[..., 0], yy + fwd[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
+                     borderValue=1e4)
+    ok = np.linalg.norm(fwd + back, axis=-1) < max_error
+    return fwd, ok
+
+
+class FrameSet:
+    """Frames ``indices`` of a capture at ``long_side`` pixels (the longer image side).
+
+    photo: list of (H, W, 3) float tensors over white; mask: list of (H, W) float; cams: their
+    scaled cameras; slot: (N,) instant slot of each frame; next: (N,) the frame of the next
+    instant of the clip (-1 at the end or across a gap larger than ``max_gap`` instants);
+    flow/flow_ok: (H, W, 2) / (H, W) DIS flow towards ``next`` (None where next is -1).
+    """
+
+    def __init__(self, cap: Capture, indices: np.ndarray, slots: np.ndarray, instants: np.ndarray,
+                 long_side: int, max_gap: int = 6, flow: bool = True):
+        self.indices = np.asarray(indices, np.int64)
+        self.slot = np.asarray(slots, np.int64)
+        h0, w0 = cap.images[self.indices[0]].shape[:2]
+        scale = min(1.0, long_side / max(h0, w0))
+        self.cams_np = cap.cameras[self.indices].scaled(scale)
+        self.cams = CameraTensors.from_cameras(self.cams_np, "cpu")
+        size = (int(self.cams_np.width[0]), int(self.cams_np.height[0]))
+        self.photo, self.mask, small = [], [], []
+        for i in self.indices:
+            img = resize(cap.images[i], size)
+            m = resize(cap.masks[i], size).astype(np.float32) / 255.0
+            small.append(img)
+            rgb = img.astype(np.float32) / 255.0
+            self.photo.append(torch.from_numpy(rgb * m[..., None] + (1.0 - m[..., None])))
+            self.mask.append(torch.from_numpy(m))
+        inst = np.asarray(instants, np.int64)[self.indices]
+        order = np.argsort(inst, kind="stable")
+        self.next = np.full(len(self.indices), -1, np.int64)
+        for a, b in zip(order[:-1], order[1:]):
+            if 0 < inst[b] - inst[a] <= max_gap:
+                self.next[a] = b
+        self.flow: list[Tensor | None] = [None] * len(self.indices)
+        self.flow_ok: list[Tensor | None] = [None] * len(self.indices)
+        if flow:
+            for a in np.nonzero(self.next >= 0)[0]:
+                f, ok = dis_flow(small[a], small[self.next[a]])
+                self.flow[a] = torch.from_numpy(f)
+                self.flow_ok[a] = torch.from_numpy(ok & (self.mask[a].numpy() > 0.5))
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(height, width) of the frames."""
+        return tuple(self.mask[0].shape)
