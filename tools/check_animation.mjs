@@ -3,24 +3,16 @@
 // Waits up to 60 s for the element's load (or error) event, lets it play for 1 s, then prints one JSON object:
 // {"loaded": bool, "animations": [names], "paused": bool, "currentTime": s, "duration": s,
 //  "messages": [{"type", "text"}...]} where type is a console level, "pageerror", "requestfailed" or "timeout".
-import { chromium } from 'playwright-core';
-import { pathToFileURL } from 'node:url';
-import { existsSync } from 'node:fs';
+import { collect, launch, pageUrl } from './browser.mjs';
 
 const [target] = process.argv.slice(2);
-const url = existsSync(target) ? pathToFileURL(target).href : target;
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-  args: ['--no-sandbox', '--disable-gpu', '--enable-unsafe-swiftshader', '--disable-background-networking',
-         '--disable-component-update', '--disable-sync', '--no-first-run'],
-});
+const url = pageUrl(target);
+const browser = await launch();
 const messages = [];
 let result = { loaded: false };
 try {
   const page = await browser.newPage({ viewport: { width: 640, height: 480 } });
-  page.on('console', (m) => messages.push({ type: m.type(), text: m.text() }));
-  page.on('pageerror', (e) => messages.push({ type: 'pageerror', text: String(e) }));
-  page.on('requestfailed', (r) => messages.push({ type: 'requestfailed', text: r.url().slice(0, 200) }));
+  collect(page, messages);
   await page.goto(url, { waitUntil: 'load', timeout: 60000 });
   result = await page.evaluate(() => new Promise((resolve) => {
     const mv = document.querySelector('model-viewer');

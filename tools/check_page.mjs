@@ -4,26 +4,17 @@
 // (with ELEMENT, a CSS selector, the screenshot is of that element alone, taken after 2 s to let it draw):
 // {"ready": bool, "ms": n, "messages": [{"type", "text"}...]} where type is a console level,
 // "pageerror" (uncaught exception) or "requestfailed".
-import { chromium } from 'playwright-core';
-import { pathToFileURL } from 'node:url';
-import { existsSync } from 'node:fs';
+import { collect, launch, pageUrl } from './browser.mjs';
 
 const [target, ready, shot, element] = process.argv.slice(2);
-const url = existsSync(target) ? pathToFileURL(target).href : target;
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-  // software WebGL (SwiftShader) so WebGL content renders on machines without a GPU
-  args: ['--no-sandbox', '--disable-gpu', '--enable-unsafe-swiftshader', '--disable-background-networking',
-         '--disable-component-update', '--disable-sync', '--no-first-run'],
-});
+const url = pageUrl(target);
+const browser = await launch();
 const messages = [];
 let ok = false;
 const t0 = Date.now();
 try {
   const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
-  page.on('console', (m) => messages.push({ type: m.type(), text: m.text() }));
-  page.on('pageerror', (e) => messages.push({ type: 'pageerror', text: String(e) }));
-  page.on('requestfailed', (r) => messages.push({ type: 'requestfailed', text: r.url().slice(0, 200) }));
+  collect(page, messages);
   await page.goto(url, { waitUntil: 'load', timeout: 60000 });
   if (ready) await page.waitForSelector(ready, { timeout: 60000, state: 'attached' });
   ok = true;
