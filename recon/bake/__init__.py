@@ -9,6 +9,12 @@ temporary folder renamed into place), in the capture's original units, stood upr
 glTF wants (the capture's up along +Y, lowest point at y = 0, centred in x/z; the rigid
 transform from the capture's frame is recorded as ``frame`` in metrics.json).
 
+A model that fits a mesh with a skeleton (``recon.models.articulated_model``) hands over its
+rest mesh (``surface_mesh``) and itself as ``rig_source``: the asset is then rigged and
+animated (``rigging.rig_from``: joints, 4 skin weights per vertex, a glTF ``motion``
+animation), held-out photos are compared with it posed at their instant, and ``motion.mp4``
+(each input frame beside the asset posed at it) joins the previews.
+
 The base colour is the field's view-averaged radiance: the capture's light is in it, so
 the asset is written unlit (``material: radiance``, glTF ``KHR_materials_unlit``) and its
 previews are rendered unlit. Every PSNR names what it measured: ``psnr_heldout_baked``

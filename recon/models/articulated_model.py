@@ -6,18 +6,22 @@ triangles, where volume rendering pays ~100 field queries and a backward warp pe
 60-frame clip then fits in minutes instead of GPU-hours. The colour stays a neural field
 (our hash grid) over canonical space, so it survives remeshing and bakes to any texture size.
 
-Canonical shape: a mesh (buffers ``verts``/``faces``) plus a smooth offset field (an MLP on a
-frequency encoding). Skinning: ``recon.fields.skinning.GaussianBones`` (B bones, <= 4
-influences). Per training instant k: a root pose (axis-angle, translation: canonical ->
-world) and B bone motions. A point x is posed as ``R_k LBS_k(x) + T_k``.
+Canonical shape: a mesh (buffers ``verts``/``faces``) plus an offset field (a hash grid and a
+small MLP). Skinning: ``recon.fields.skinning.GaussianBones`` (B bones, <= 4 influences).
+Motion: the root pose (axis-angle, translation: canonical -> world) and B bone motions as
+cosine series over the clip's time, so every frame's loss moves the whole trajectory and any
+instant (a held-out frame) has a pose. A point x at instant t is posed as ``R_t LBS_t(x) + T_t``.
 
-Schedule (training progress p): before ``rigid_until`` only root poses and colour are fitted
-on the rigid visual hull; then the hull is carved again with those poses, bones are placed by
-k-means in it, and bones, skin weights and the offset field join; at ``recarve_at`` the hull
-is carved once more through the articulated warps (a posed visual hull), so limbs that moved
-out of the rigid consensus come back. Losses: photo (L1, over white outside the mask),
-silhouette (anti-aliased coverage vs mask), optical flow (rendered vs DIS), pose smoothness
-over time, bone-motion and offset size, offset Laplacian, and the warp cycle.
+Start (``_initialise``): positions on the rays through the masks at the depth of the scene's
+SfM points (``articulated_init.root_translations``), a visual hull carved with them, root
+rotations tracked from the optical flow (PnP on the hull, turns about the world's up), the
+positions centred on the masks, the hull carved again. Schedule (training progress p): until
+``rigid_until`` root poses, shape and colour; then bones are placed by k-means in the hull and
+bones, skin weights and offsets join (``recarve``: the hull is also carved again on the way,
+at the end through the articulated warps). Losses: photo (L1, over white outside the mask;
+it moves the surface too), silhouette (anti-aliased coverage vs mask), optical flow (rendered
+vs DIS), root acceleration and tilt, bone-motion size and roughness, offset size and
+Laplacian, and the warp cycle.
 """
 from __future__ import annotations
 

@@ -83,3 +83,16 @@ def test_without_masks_it_says_what_it_needs(walking, tmp_path):
 
     with pytest.raises(InputError, match="needs subject masks"):
         Trainer(_cfg(), replace(walking, masks=None), tmp_path / "fit", subject="articulated")
+
+
+def test_cli_refuses_a_clip_too_short_in_one_line(tmp_path, capsys):
+    from recon.cli import main
+
+    synth_articulated(tmp_path / "short", frames=5, size=48, seed=1)
+    capsys.readouterr()  # the synth's own log lines
+    rc = main(["fit", "--data", str(tmp_path / "short"), "--subject", "articulated", "--out", str(tmp_path / "job"),
+               "--quiet"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1, err
+    assert "too short to fit a moving subject: 5 training instants" in err[0]
+    assert not (tmp_path / "job" / "fit" / "eval.json").exists() and not (tmp_path / "job" / "asset").exists()
