@@ -86,6 +86,7 @@ class ArticulatedModel(SubjectModel):
         self.color_mlp = MLP(self.color_grid.out_dim, 64, 3, n_hidden=1)
         self.frames: FrameSet | None = None
         self._points = None  # the capture's sparse scene points (depth of the subject among them)
+        self._interior: Tensor | None = None  # the last hull's interior voxels (where bones are placed)
         self._topology: tuple | None = None
 
     # -- construction -------------------------------------------------------------------------------
@@ -331,7 +332,8 @@ class ArticulatedModel(SubjectModel):
             self._enter(1)
         elif stage == 1 and progress >= ac.rigid_until:
             self._carve(consensus=ac.carve_consensus, articulated=False, replace_mesh=ac.recarve)
-            centers, extents = init_bones(self._interior.numpy(), ac.bones, seed=self.cfg.seed)
+            inside = self._interior if self._interior is not None else self.verts  # no hull carved: its surface
+            centers, extents = init_bones(inside.numpy(), ac.bones, seed=self.cfg.seed)
             with torch.no_grad():
                 B = len(centers)
                 self.bones.centers[:B] = torch.as_tensor(centers, dtype=torch.float32)

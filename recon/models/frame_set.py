@@ -10,15 +10,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ..capture.frame_files import resize_image
 from ..core.types import Capture
 from ..render.rays import CameraTensors
-
-
-def resize(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Area-resize ``img`` to (width, height)."""
-    import cv2
-
-    return cv2.resize(img, size, interpolation=cv2.INTER_AREA)
 
 
 def dis_flow(a: np.ndarray, b: np.ndarray, max_error: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
@@ -58,8 +52,8 @@ class FrameSet:
         size = (int(self.cams_np.width[0]), int(self.cams_np.height[0]))
         self.photo, self.mask, small = [], [], []
         for i in self.indices:
-            img = resize(cap.images[i], size)
-            m = resize(cap.masks[i], size).astype(np.float32) / 255.0
+            img = resize_image(cap.images[i], size)
+            m = resize_image(cap.masks[i], size).astype(np.float32) / 255.0  # coverage, not thresholded
             small.append(img)
             rgb = img.astype(np.float32) / 255.0
             self.photo.append(torch.from_numpy(rgb * m[..., None] + (1.0 - m[..., None])))
