@@ -70,6 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("mesh", nargs="?", help="mesh file (.ply .obj .glb .gltf ...); omit with --articulated")
     p.add_argument("--articulated", action="store_true",
                    help="render the built-in walking critter instead of a mesh")
+    p.add_argument("--still", action="store_true",
+                   help="--articulated: the critter holds its rest pose while the cameras move (a static subject)")
     p.add_argument("--out", required=True, help="output capture folder (written atomically)")
     p.add_argument("--views", type=int, default=60, help="training views (default 60; mesh only)")
     p.add_argument("--test-views", type=int, default=10, help="held-out test views (default 10; mesh only)")
@@ -176,9 +178,10 @@ def _cmd_synth(args) -> int:
                          else "give a MESH file to render, or --articulated for the walking critter")
     if args.articulated:
         size = 128 if args.size is None else args.size
-        cap = synth_articulated(args.out, frames=args.frames, size=size, seed=args.seed, overwrite=args.overwrite)
+        cap = synth_articulated(args.out, frames=args.frames, size=size, seed=args.seed, overwrite=args.overwrite,
+                                still=args.still)
         n_test = len(cap.split_indices("test"))
-        print(f"{args.out}: walking critter, {args.frames} train + {n_test} test frames")
+        print(f"{args.out}: {'still' if args.still else 'walking'} critter, {args.frames} train + {n_test} test frames")
         return 0
     size = 256 if args.size is None else args.size
     synth_capture(args.mesh, args.out, views=args.views, test_views=args.test_views, size=size,

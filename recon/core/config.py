@@ -143,6 +143,10 @@ class ArticulatedConfig(_Section):
     """The articulated model (``recon.models.articulated_model``): a skinned canonical mesh fitted to a clip."""
 
     bones: int = Field(16, ge=1, le=64, description="Gaussian bones B (k-means over the canonical hull).")
+    skeleton: Literal["chain", "free"] = Field(
+        "chain", description="Bone motions: chain (each bone turns about its joint with its parent in the skeleton's "
+                             "tree and carries its children; limbs cannot stretch) or free (each bone turns and "
+                             "shifts on its own).")
     influences: int = Field(4, ge=1, le=4, description="Skin weights kept per point (a glTF skin plays 4).")
     min_frames: int = Field(8, ge=2, description="Fewest training instants the model accepts.")
     iterations: int = Field(6000, ge=1, description="Its fit budget in iterations (replaces fit.iterations when "
@@ -154,8 +158,11 @@ class ArticulatedConfig(_Section):
     track_rounds: int = Field(1, ge=0, description="Rounds of root rotations tracked from the optical flow (PnP on "
                                                    "the current hull) and positions centred on the masks, each "
                                                    "followed by a new hull.")
+    floor_rounds: int = Field(2, ge=0, description="Rounds of sliding each instant's root along the camera's rays "
+                                                   "until the hull stands on the floor, each followed by a new "
+                                                   "hull (only where a floor was found).")
     carve_resolution: int = Field(48, ge=16, le=160, description="Voxels per axis of the canonical hull.")
-    carve_consensus: float = Field(0.7, gt=0, le=1, description="Fraction of frames whose mask must hold a voxel.")
+    carve_consensus: float = Field(0.9, gt=0, le=1, description="Fraction of frames whose mask must hold a voxel.")
     recarve: bool = Field(False, description="Carve the hull again during the fit (with the fitted root poses, "
                                             "then through the articulated warps); else only at the start.")
     rigid_until: float = Field(0.3, ge=0, lt=1, description="Training progress fitting root poses only.")
@@ -170,12 +177,17 @@ class ArticulatedConfig(_Section):
     photo_geometry: bool = Field(True, description="Let the photo loss move the surface (colour differentiated in "
                                                    "position), not only fit the colour.")
     silhouette_weight: float = Field(5.0, ge=0, description="Weight of the silhouette loss.")
+    outline_weight: float = Field(0.5, ge=0, description="Weight of the outline chamfer (the surface's rim against "
+                                                         "the mask's outline; reaches parts the hull lacks).")
     flow_weight: float = Field(1.0, ge=0, description="Weight of the optical-flow loss (0: no flow).")
     smooth_weight: float = Field(0.05, ge=0, description="Weight of the bones' high-frequency motion.")
     acceleration_weight: float = Field(10.0, ge=0, description="Weight of the root's acceleration (summed over "
                                                                "instants): pins the depth a single camera leaves open.")
     upright_weight: float = Field(1.0, ge=0, description="Weight of the root's tilt away from the world's up "
                                                          "(subjects that walk on the ground stay upright).")
+    ground_weight: float = Field(10.0, ge=0, description="Weight of the floor contact (the subject's lowest point on "
+                                                         "the floor found among the scene's points, none below it; "
+                                                         "0: ignore the floor). Without a floor, nothing.")
     bone_motion_weight: float = Field(1e-3, ge=0, description="Weight of the bone motions' size.")
     offset_weight: float = Field(0.01, ge=0, description="Weight of the offsets' size.")
     laplacian_weight: float = Field(10.0, ge=0, description="Weight of the offsets' Laplacian over the mesh.")

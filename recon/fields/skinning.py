@@ -7,11 +7,15 @@ renormalised, so a bone's weight reaches 0 before it drops out and the warp stay
 (a plain top-k cut tears space where the k-th and (k+1)-th bones swap). What is fitted is
 exactly what a glTF skin with ``k`` influences plays.
 
-A bone's motion at a frame is a rigid transform about its centre, ``x -> R (x - c) + c + d``;
-the forward warp blends them: ``x' = sum_b w_b(x) (R_b (x - c_b) + c_b + d_b)``. The
-backward warp inverts it: a first guess blends the inverse transforms with the weights of
-the posed bones (Gaussians moved with their bones), then Newton steps make ``fwd(bwd(x')) = x'``; ``cycle_error`` measures how far
-the first guess is from that, a loss that keeps the weights consistent between the spaces.
+A frame's bone motion is one rigid transform per bone, ``x -> R_b x + t_b`` (``(R, t)``: (B, 3, 3),
+(B, 3)), made either freely (``bone_transforms``: each bone turns about its centre and shifts,
+``x -> R (x - c) + c + d``) or as a kinematic chain (``chain_transforms``: each bone only turns,
+about its joint with its parent, and carries its children, so limbs swing and never stretch or
+come apart). The forward warp blends them: ``x' = sum_b w_b(x) (R_b x + t_b)``. The backward warp
+inverts it: a first guess blends the inverse transforms with the weights of the posed bones
+(Gaussians moved with their bones), then Newton steps make ``fwd(bwd(x')) = x'``; ``cycle_error``
+measures how far the first guess is from that, a loss that keeps the weights consistent between
+the spaces.
 
 Shapes: points (N, 3); rotations (B, 3, 3) or axis-angle (B, 3); per-frame arrays carry a
 leading frame axis in callers, one frame per call here.
@@ -93,35 +97,57 @@ def bone_transforms(rot: Tensor, trans: Tensor, centers: Tensor) -> tuple[Tensor
     return R, t
 
 
+def chain_transforms(rot: Tensor, centers: Tensor, order: Tensor, parents: Tensor) -> tuple[Tensor, Tensor]:
+    """A kinematic chain's rigid motions (R (B, 3, 3), t (B, 3)), ``x -> R x + t`` per bone.
+
+    rot: (B, 3) axis-angle of each bone's turn about its joint; centers: (B, 3); order: (B,) bone
+    indices, parents first; parents: (B,) index into ``order`` of each ordered bone's parent (-1: the
+    first, which turns about its own centre). A bone's joint is the midpoint of its centre and its
+    parent's; its motion is the parent's, after its own turn about that joint.
+    """
+    Rl = rotation(rot)
+    R: list[Tensor | None] = [None] * len(order)
+    t: list[Tensor | None] = [None] * len(order)
+    for i, b in enumerate(order.tolist()):
+        p = int(parents[i])
+        pivot = centers[b] if p < 0 else 0.5 * (centers[b] + centers[int(order[p])])
+        tl = pivot - Rl[b] @ pivot  # the turn about the joint
+        if p < 0:
+            R[b], t[b] = Rl[b], tl
+        else:
+            q = int(order[p])
+            R[b], t[b] = R[q] @ Rl[b], R[q] @ tl + t[q]
+    return torch.stack(R), torch.stack(t)
+
+
 def blend(x: Tensor, w: Tensor, R: Tensor, t: Tensor) -> Tensor:
     """sum_b w_b (R_b x + t_b): points (N, 3), weights (N, B), transforms (B, 3, 3), (B, 3) -> (N, 3)."""
     per_bone = torch.einsum("bij,nj->nbi", R, x) + t[None]
     return (w[..., None] * per_bone).sum(1)
 
 
-def forward_warp(bones: GaussianBones, x: Tensor, rot: Tensor, trans: Tensor) -> Tensor:
-    """Canonical points x (N, 3) posed by one frame's bone motion (rot, trans: (B, 3))."""
-    R, t = bone_transforms(rot, trans, bones.centers)
+def forward_warp(bones: GaussianBones, x: Tensor, R: Tensor, t: Tensor) -> Tensor:
+    """Canonical points x (N, 3) posed by one frame's bone motions (R, t)."""
     return blend(x, bones.weights(x), R, t)
 
 
-def backward_guess(bones: GaussianBones, y: Tensor, rot: Tensor, trans: Tensor) -> Tensor:
+def backward_guess(bones: GaussianBones, y: Tensor, R: Tensor, t: Tensor) -> Tensor:
     """One-shot inverse: posed points y (N, 3) unposed with the inverse bone transforms blended by the
-    weights of the posed bones (their centres moved to ``c + d``)."""
-    R, t = bone_transforms(rot, trans, bones.centers)
+    weights of the posed bones (their centres moved by their own motion)."""
     Rinv = R.transpose(1, 2)
     tinv = -(Rinv @ t[..., None])[..., 0]
-    return blend(y, bones.weights(y, bones.centers + trans), Rinv, tinv)
+    posed_centers = (R @ bones.centers[..., None])[..., 0] + t
+    return blend(y, bones.weights(y, posed_centers), Rinv, tinv)
 
 
-def backward_warp(bones: GaussianBones, y: Tensor, rot: Tensor, trans: Tensor, iterations: int = 8,
+def backward_warp(bones: GaussianBones, y: Tensor, R: Tensor, t: Tensor, iterations: int = 8,
                   eps: float = 1e-4) -> Tensor:
     """Posed points y (N, 3) back to canonical space: ``backward_guess``, then Newton steps on
     ``fwd(x) = y`` with the warp's Jacobian by central differences (exact wherever the skinning
     does not fold space). Not differentiable; for mapping posed points (e.g. landmarks) back."""
     with torch.no_grad():
-        x = backward_guess(bones, y, rot, trans)
-        fwd = lambda p: forward_warp(bones, p, rot, trans)  # noqa: E731
+        x = backward_guess(bones, y, R, t)
+        fwd = lambda p: forward_warp(bones, p, R, t)  # noqa: E731
         eye = torch.eye(3, dtype=y.dtype)
         for _ in range(iterations):
             r = fwd(x) - y
@@ -130,7 +156,7 @@ def backward_warp(bones: GaussianBones, y: Tensor, rot: Tensor, trans: Tensor, i
     return x
 
 
-def cycle_error(bones: GaussianBones, x: Tensor, rot: Tensor, trans: Tensor) -> Tensor:
+def cycle_error(bones: GaussianBones, x: Tensor, R: Tensor, t: Tensor) -> Tensor:
     """(N,) squared distance of canonical points x from ``backward_guess(forward_warp(x))``."""
-    y = forward_warp(bones, x, rot, trans)
-    return (backward_guess(bones, y, rot, trans) - x).pow(2).sum(-1)
+    y = forward_warp(bones, x, R, t)
+    return (backward_guess(bones, y, R, t) - x).pow(2).sum(-1)

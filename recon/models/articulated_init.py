@@ -4,6 +4,9 @@
 - ``root_translations``: where the subject is at each instant: the ray through each mask's
   centroid, every instant's point held close to its rays and to its neighbours' points (linear
   least squares), and the subject's radius from the masks' extent at that depth.
+- ``ground_plane`` / ``contact_depths``: the floor among the scene's sparse points and, per frame,
+  the depth where the subject's lowest pixels meet it (a single camera cannot triangulate a subject
+  that moves; one that stands on a floor it sees can be placed on it).
 - ``carve``: the canonical shape as a posed visual hull: a voxel of the canonical box is kept
   when, posed into each training frame by the current model, it falls inside the (dilated)
   mask in at least ``consensus`` of the frames; marching cubes and Taubin smoothing give a mesh.
@@ -69,6 +72,65 @@ def scene_depths(cams, masks: list[np.ndarray], points: np.ndarray | None, grow:
         inside = (z[n] > 0) & (uv[n, :, 0] >= x0) & (uv[n, :, 0] <= x1) & (uv[n, :, 1] >= y0) & (uv[n, :, 1] <= y1)
         if inside.sum() >= 5:
             out[n] = float(np.median(z[n][inside]))
+    return out
+
+
+def ground_plane(points: np.ndarray | None, up: np.ndarray, seed: int = 0, iterations: int = 1000,
+                 min_share: float = 0.25, max_tilt_deg: float = 30.0) -> np.ndarray | None:
+    """The floor among the scene's sparse points (P, 3): the plane within ``max_tilt_deg`` of ``up`` that
+    holds the most points (RANSAC; inliers within 1.5% of the points' 5-95% spread), refitted to its
+    inliers by least squares. Returns (4,) [n, d] with n the unit normal on ``up``'s side, so that
+    ``x @ n + d`` is a point's height above the floor; None when no such plane holds ``min_share`` of
+    the points (and at least 30)."""
+    if points is None or len(points) < 30:
+        return None
+    P = np.asarray(points, np.float64)
+    up = np.asarray(up, np.float64) / np.linalg.norm(up)
+    spread = np.linalg.norm(np.percentile(P, 95, axis=0) - np.percentile(P, 5, axis=0))
+    tol, cos_tilt = 0.015 * spread, np.cos(np.radians(max_tilt_deg))
+    rng = np.random.default_rng(seed)
+    best, best_inl = 0, None
+    for _ in range(iterations):
+        a, b, c = P[rng.choice(len(P), 3, replace=False)]
+        n = np.cross(b - a, c - a)
+        norm = np.linalg.norm(n)
+        if norm < 1e-12 or abs(n @ up) / norm < cos_tilt:
+            continue
+        n /= norm
+        inl = np.abs((P - a) @ n) < tol
+        if inl.sum() > best:
+            best, best_inl = int(inl.sum()), inl
+    if best_inl is None or best < max(30, min_share * len(P)):
+        return None
+    Q = P[best_inl]
+    centre = Q.mean(0)
+    n = np.linalg.svd(Q - centre, full_matrices=False)[2][-1]  # least-squares normal
+    n = n if n @ up >= 0 else -n
+    return np.concatenate([n, [-n @ centre]])
+
+
+def contact_depths(cams, masks: list[np.ndarray], plane: np.ndarray, share: float = 0.05) -> np.ndarray:
+    """(N,) depth along each camera's view axis where the subject meets the floor ``plane`` ([n, d],
+    ``ground_plane``): every mask pixel's ray is cut with the plane, and the nearest cuts (``share`` of
+    them) are where the lowest pixels, the feet, stand; NaN for a camera under the floor or an empty mask."""
+    n, d = np.asarray(plane[:3], np.float64), float(plane[3])
+    out = np.full(len(masks), np.nan)
+    for i, m in enumerate(masks):
+        c2w = cams.c2w[i]
+        o = c2w[:3, 3]
+        if o @ n + d <= 0:
+            continue
+        ys, xs = np.nonzero(m > 127)
+        if len(xs) == 0:
+            continue
+        dirs = np.stack([(xs + 0.5 - cams.cx[i]) / cams.fx[i], (ys + 0.5 - cams.cy[i]) / cams.fy[i],
+                         np.ones(len(xs))], 1)  # camera frame, z = 1: t is the depth itself
+        down = dirs @ (c2w[:3, :3].T @ n)  # n . (R dir) per pixel
+        ok = down < -1e-9
+        if ok.sum() < 3:
+            continue
+        t = -(o @ n + d) / down[ok]
+        out[i] = float(np.median(np.sort(t)[:max(3, int(share * len(t)))]))
     return out
 
 

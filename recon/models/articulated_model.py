@@ -38,11 +38,11 @@ from ..core.log import get_logger, log_event
 from ..core.types import Capture
 from ..fields.hash_grid import HashGridEncoding
 from ..fields.mlp import MLP
-from ..fields.skinning import GaussianBones, blend, bone_transforms, cycle_error, rotation
+from ..fields.skinning import GaussianBones, blend, bone_transforms, chain_transforms, cycle_error, rotation
 from ..ops.rasterize import rasterize
 from ..render.mesh_raster import edge_neighbours, screen_vertices, silhouette_antialias, uniform_laplacian
-from .articulated_init import (carve, init_bones, instants_of, relative_motion, root_translations, scene_depths,
-                               skeleton_parents, twist, world_up)
+from .articulated_init import (carve, contact_depths, ground_plane, init_bones, instants_of, relative_motion,
+                               root_translations, scene_depths, skeleton_parents, twist, world_up)
 from .base import SubjectModel
 from .frame_set import FrameSet
 from .pixels import detect_mask_mode
@@ -68,6 +68,10 @@ class ArticulatedModel(SubjectModel):
         self.register_buffer("faces", torch.zeros(0, 3, dtype=torch.int64))
         self.register_buffer("normalization", torch.eye(4, dtype=torch.float64))
         self.register_buffer("up", torch.tensor([0.0, 1.0, 0.0]))  # the world's up (normalised frame)
+        self.register_buffer("ground", torch.full((4,), float("nan")))  # the floor [n, d] (NaN: none found)
+        # the skeleton's tree (``skeleton_parents``), fixed when the bones are placed
+        self.register_buffer("chain_order", torch.arange(B))
+        self.register_buffer("chain_parents", torch.full((B,), -1))
         # poses over time: cosine-series coefficients (every frame's loss moves the whole trajectory,
         # and any instant in between has a pose); rows are frequencies 0 .. M-1
         t = np.asarray(instants, np.float64)
@@ -124,7 +128,15 @@ class ArticulatedModel(SubjectModel):
         ac = self.cfg.articulated
         self.normalization.copy_(torch.as_tensor(cap.normalization, dtype=torch.float64))
         if fresh:
-            self.up.copy_(torch.as_tensor(world_up(cap), dtype=torch.float32))
+            up = world_up(cap)
+            plane = ground_plane(cap.points, up, seed=self.cfg.seed) if ac.ground_weight > 0 else None
+            if plane is not None:  # the floor's normal is the best up there is
+                self.ground.copy_(torch.as_tensor(plane, dtype=torch.float32))
+                up = plane[:3]
+            self.up.copy_(torch.as_tensor(up, dtype=torch.float32))
+            log_event("articulated_ground", found=plane is not None,
+                      tilt_from_camera_up_deg=None if plane is None else
+                      round(float(np.degrees(np.arccos(np.clip(plane[:3] @ world_up(cap), -1, 1)))), 1))
         inst = instants_of(cap)
         slot_of = {int(t): k for k, t in enumerate(self.instants.tolist())}
         slots = np.array([slot_of[int(inst[i])] for i in train_idx])
@@ -140,6 +152,9 @@ class ArticulatedModel(SubjectModel):
         fs, ac = self.frames, self.cfg.articulated
         masks = [(m.numpy() * 255).astype(np.uint8) for m in fs.mask]
         depths = scene_depths(fs.cams_np, masks, self._points)
+        if self.has_ground:  # where the feet meet the floor, rather than the points around the subject
+            feet = contact_depths(fs.cams_np, masks, self.ground.numpy().astype(np.float64))
+            depths = np.where(np.isfinite(feet), feet, depths)
         T, radius = root_translations(fs.cams_np, masks, fs.slot, len(self.instants), depths=depths)
         self._set_translations(T)
         with torch.no_grad():
@@ -149,6 +164,9 @@ class ArticulatedModel(SubjectModel):
             self._track_rotations()
             self._carve(consensus=ac.carve_consensus, articulated=False)
             self._centre_on_masks()
+            self._carve(consensus=ac.carve_consensus, articulated=False)
+        for _ in range(ac.floor_rounds if self.has_ground else 0):  # distances from the floor
+            self._rest_on_floor()
             self._carve(consensus=ac.carve_consensus, articulated=False)
         log_event("articulated_init", radius=round(radius, 4), verts=len(self.verts), faces=len(self.faces))
 
@@ -185,9 +203,46 @@ class ArticulatedModel(SubjectModel):
             count[k] += 1
         seen = count > 0
         T[seen] += shift[seen] / count[seen, None]
-        D2 = np.diff(np.eye(K), 2, axis=0)  # least squares: close to T where seen, steady everywhere
+        self._set_steady_translations(T, seen)
+
+    def _set_steady_translations(self, T: np.ndarray, seen: np.ndarray) -> None:
+        """The steadiest trajectory close to positions T (K, 3) at the instants ``seen`` (K,) (least
+        squares with ``root_translations``' acceleration prior), as the root's cosine series."""
+        K = len(T)
+        D2 = np.diff(np.eye(K), 2, axis=0)
         A = np.diag(seen.astype(np.float64)) + 1.0 * D2.T @ D2 + 1e-6 * np.eye(K)
-        self._set_translations(np.linalg.solve(A, seen[:, None] * T))
+        self._set_translations(np.linalg.solve(A, seen[:, None] * np.where(seen[:, None], T, 0.0)))
+
+    @torch.no_grad()
+    def _rest_on_floor(self) -> None:
+        """Slide each instant's root along its camera's rays (scaling its distance from the camera) until
+        the current surface's lowest point meets the floor: the silhouette is unchanged, and the next
+        hull, carved at the new distances, scales with them. Instants seen by several frames take the mean."""
+        fs = self.frames
+        n, d = self.ground[:3].double().numpy(), float(self.ground[3])
+        canon = self.canonical_vertices()
+        K = len(self.instants)
+        root, _ = self.trajectories(self.instants)
+        T = root[:, 3:].numpy().astype(np.float64)
+        ratio, count = np.zeros(K), np.zeros(K)
+        for i in range(len(fs)):
+            k = int(fs.slot[i])
+            world = self.pose(canon, self.pose_params(k)).numpy().astype(np.float64)
+            o = fs.cams_np.c2w[i, :3, 3]
+            low = world[np.argmin(world @ n)]
+            above, drop = o @ n + d, (o - low) @ n  # camera height; how far the lowest point is below it
+            if above <= 0 or drop <= 1e-9:
+                continue
+            ratio[k] += above / drop  # o + s (low - o) lies on the floor
+            count[k] += 1
+        seen = count > 0
+        if not seen.any():
+            return
+        for k in np.nonzero(seen)[0]:  # every instant scaled about (the mean of) its cameras
+            o = fs.cams_np.c2w[fs.slot == k, :3, 3].mean(0)
+            T[k] = o + ratio[k] / count[k] * (T[k] - o)
+        self._set_steady_translations(T, seen)
+        log_event("articulated_floor", scale_median=round(float(np.median(ratio[seen] / count[seen])), 3))
 
     @torch.no_grad()
     def _track_rotations(self) -> None:
@@ -271,16 +326,31 @@ class ArticulatedModel(SubjectModel):
         return self.params_at(int(self.instants[slot]))
 
     @property
+    def has_ground(self) -> bool:
+        """Whether a floor was found under the subject (``articulated_init.ground_plane``)."""
+        return bool(torch.isfinite(self.ground).all())
+
+    @property
     def articulated(self) -> bool:
         """Whether the bones move yet (stage 2 on)."""
         return int(self.stage) >= 2
+
+    def bone_motion(self, rot: Tensor, trans: Tensor) -> tuple[Tensor, Tensor]:
+        """The bones' rigid motions (R (B, 3, 3), t (B, 3)) from their pose vectors (B, 3) + (B, 3):
+        a kinematic chain over the skeleton's tree (``articulated.skeleton`` chain: turns about the
+        joints, ``trans`` unused; the first bone does not turn, so the bones cannot take over the
+        root's turning) or free bones (each turns about its centre and shifts)."""
+        if self.cfg.articulated.skeleton == "chain":  # the tree's first bone moves with the root pose alone
+            still = (self.chain_parents < 0).float()[torch.argsort(self.chain_order)]
+            return chain_transforms(rot * (1 - still)[:, None], self.bones.centers, self.chain_order,
+                                    self.chain_parents)
+        return bone_transforms(rot, trans, self.bones.centers)
 
     def pose(self, x: Tensor, params: tuple[Tensor, Tensor, Tensor, Tensor]) -> Tensor:
         """Canonical points x (N, 3) -> world (N, 3) under pose ``params`` (``pose_params``)."""
         Rr, Tr, br, bt = params
         if self.articulated:
-            R, t = bone_transforms(br, bt, self.bones.centers)
-            x = blend(x, self.bones.weights(x), R, t)
+            x = blend(x, self.bones.weights(x), *self.bone_motion(br, bt))
         return x @ Rr.T + Tr
 
     # -- rendering ----------------------------------------------------------------------------------
@@ -338,6 +408,9 @@ class ArticulatedModel(SubjectModel):
                 B = len(centers)
                 self.bones.centers[:B] = torch.as_tensor(centers, dtype=torch.float32)
                 self.bones.log_extent[:B] = torch.as_tensor(np.log(extents), dtype=torch.float32)
+                order, parents = skeleton_parents(self.bones.centers.numpy())
+                self.chain_order.copy_(torch.as_tensor(order))
+                self.chain_parents.copy_(torch.as_tensor(parents))
             self._enter(2)
         elif stage == 2 and progress >= ac.recarve_at:
             if ac.recarve:
@@ -384,7 +457,7 @@ class ArticulatedModel(SubjectModel):
         H, W = fs.size
         picks = torch.randint(len(fs), (ac.frames_per_step,), generator=generator).tolist()
         canon = self.canonical_vertices()
-        photo = sil = flow = 0.0
+        photo = sil = flow = ground = outline = 0.0
         se = []
         for n in picks:
             params = self.pose_params(int(fs.slot[n]))
@@ -397,10 +470,18 @@ class ArticulatedModel(SubjectModel):
             m = int(fs.next[n])
             if ac.flow_weight > 0 and m >= 0 and fs.flow[n] is not None:
                 flow = flow + self._flow_loss(out, canon, world, n, m)
+            if ac.outline_weight > 0:
+                outline = outline + self._outline_loss(out["screen"], n)
+            if ac.ground_weight > 0 and self.has_ground:
+                ground = ground + self._ground_loss(world)
         k = len(picks)
         terms = {"photo": ac.photo_weight * photo / k, "silhouette": ac.silhouette_weight * sil / k}
         if torch.is_tensor(flow):
             terms["flow"] = ac.flow_weight * flow / k
+        if torch.is_tensor(outline):
+            terms["outline"] = ac.outline_weight * outline / k
+        if torch.is_tensor(ground):
+            terms["ground"] = ac.ground_weight * ground / k
         terms.update(self._regularisers(canon, generator))
         mse = float(torch.stack(se).mean())
         return terms, {"psnr": -10 * math.log10(max(mse, 1e-10)), "stage": float(self.stage)}
@@ -416,6 +497,35 @@ class ArticulatedModel(SubjectModel):
         f = out["fid"][ok]
         pred = (out["bary"][ok][..., None] * moved[self.faces[f]]).sum(1)
         return (pred - fs.flow[n][ok]).abs().sum(-1).mean() / max(fs.size)
+
+    def _outline_loss(self, screen: Tensor, n: int) -> Tensor:
+        """Chamfer, in image sides, between the surface's rim (vertices where it turns from facing the camera
+        to facing away, projected; ``screen`` (V, 3)) and the mask's outline: every outline point pulls
+        its nearest rim vertex, every rim vertex outside the mask is pulled in. Unlike the silhouette's
+        one-pixel edge, it reaches parts the surface lacks (a leg carved away) from afar."""
+        fs = self.frames
+        s, f = screen[:, :2], self.faces
+        e1, e2 = s[f[:, 1]] - s[f[:, 0]], s[f[:, 2]] - s[f[:, 0]]
+        front = ((e1[:, 0] * e2[:, 1] - e1[:, 1] * e2[:, 0]) > 0).detach().float().repeat_interleave(3)
+        facing = torch.zeros(len(s)).index_add_(0, f.reshape(-1), front)
+        touching = torch.zeros(len(s)).index_add_(0, f.reshape(-1), torch.ones_like(front))
+        rim = s[(facing > 0) & (facing < touching)]
+        target = fs.outline[n]
+        if len(rim) == 0 or len(target) == 0:
+            return torch.zeros(())
+        H, W = fs.size
+        reach = torch.cdist(target, rim).min(1).values.mean()
+        grid = torch.stack([rim[:, 0] / W * 2 - 1, rim[:, 1] / H * 2 - 1], -1)[None, None]
+        out = torch.nn.functional.grid_sample(fs.outside[n][None, None], grid, align_corners=False,
+                                              padding_mode="border")
+        return (reach + out.mean()) / max(H, W)
+
+    def _ground_loss(self, world: Tensor) -> Tensor:
+        """The posed surface (V, 3) stands on the floor: its lowest point (a soft minimum) at height 0 and
+        no vertex below it, in subject box units squared."""
+        h = (world @ self.ground[:3] + self.ground[3]) / self.bound
+        lowest = -0.01 * torch.logsumexp(-h / 0.01, 0)
+        return lowest.pow(2) + torch.relu(-h).pow(2).mean()
 
     def _regularisers(self, canon: Tensor, generator: torch.Generator) -> dict[str, Tensor]:
         ac = self.cfg.articulated
@@ -442,7 +552,8 @@ class ArticulatedModel(SubjectModel):
             terms["bone_motion"] = ac.bone_motion_weight * scaled.pow(2).sum(-1).mean()
             k = int(torch.randint(len(self.instants), (1,), generator=generator))
             pts = canon.detach()[torch.randint(len(canon), (min(512, len(canon)),), generator=generator)]
-            terms["cycle"] = ac.cycle_weight * cycle_error(self.bones, pts, motion[k, :, :3], motion[k, :, 3:]).mean() / b ** 2
+            R, t = self.bone_motion(motion[k, :, :3], motion[k, :, 3:])
+            terms["cycle"] = ac.cycle_weight * cycle_error(self.bones, pts, R, t).mean() / b ** 2
         return terms
 
     # -- evaluation ---------------------------------------------------------------------------------
@@ -515,7 +626,7 @@ class ArticulatedModel(SubjectModel):
         root pose of the first instant, bones at their centres); pose (K, J, 4, 4): per-instant globals.
         """
         B = self.bones.n_bones
-        order, parents = skeleton_parents(self.bones.centers.numpy())
+        order, parents = self.chain_order.numpy(), self.chain_parents.numpy()
         first = self._root_matrix(0)
         J = B + 1
         bind = np.tile(np.eye(4), (J, 1, 1))
@@ -529,7 +640,7 @@ class ArticulatedModel(SubjectModel):
             root = self._root_matrix(k)
             pose[k, 0] = root
             _, _, br, bt = self.pose_params(k)
-            R, t = bone_transforms(br, bt, self.bones.centers)
+            R, t = self.bone_motion(br, bt)
             for j, b in enumerate(order, start=1):
                 M = np.eye(4)
                 M[:3, :3] = R[b].numpy()
@@ -577,7 +688,7 @@ class ArticulatedModel(SubjectModel):
     @torch.no_grad()
     def skin(self, x: Tensor) -> tuple[np.ndarray, np.ndarray]:
         """Joint indices (N, k) into ``skeleton()``'s joints and weights (N, k) at rest-mesh points."""
-        order, _ = skeleton_parents(self.bones.centers.numpy())
+        order = self.chain_order.numpy()
         joint_of_bone = np.empty(len(order), np.int64)
         joint_of_bone[order] = np.arange(1, len(order) + 1)
         idx, w = self.bones.weights(self.rest_to_canonical(x), dense=False)

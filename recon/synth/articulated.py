@@ -297,9 +297,21 @@ CAMERAS_TEXT = ("train: one camera orbiting 170° of azimuth (-100° -> 70°, ab
                 "sweeping the same azimuth range in reverse (60° -> -110°) at 42° elevation, same instants")
 
 
+def floor_points(centres: np.ndarray, reach: float, seed: int, count: int = 1500) -> np.ndarray:
+    """(count, 3) points of the floor (y = 0) within 4 reaches of the path's centres (T, 3), jittered
+    by 0.2% of a reach off the plane: the sparse points SfM would find on a real capture's ground."""
+    rng = np.random.default_rng(int(seed) + 7)
+    at = centres[rng.integers(len(centres), size=count)]
+    ang, rad = rng.uniform(0, 2 * math.pi, count), 4 * reach * np.sqrt(rng.uniform(0, 1, count))
+    return np.stack([at[:, 0] + rad * np.cos(ang), 0.002 * reach * rng.standard_normal(count),
+                     at[:, 2] + rad * np.sin(ang)], 1)
+
+
 def synth_articulated(out: str | Path, frames: int = 60, size: int = 128, seed: int = 0, test_every: int = 1,
-                      overwrite: bool = False) -> Capture:
+                      overwrite: bool = False, still: bool = False) -> Capture:
     """Render the walking critter into the capture folder ``out`` with posed ground truth (see module doc).
+    ``still``: the critter holds its rest pose at the path's start while the cameras move as usual
+    (a subject that never moves).
 
     Returns the normalised Capture (train frames first, then test). The folder is written
     atomically: on any error ``out`` is left as it was.
@@ -314,6 +326,8 @@ def synth_articulated(out: str | Path, frames: int = 60, size: int = 128, seed: 
                                f"(got {frames}, {size}, {test_every})")
     critter = build_critter(seed)
     skinning = walk_animation(critter, frames)
+    if still:
+        skinning = np.broadcast_to(np.eye(4), skinning.shape).copy()
     posed = linear_blend_skinning(critter.vertices, critter.weights, skinning)  # (T, V, 3)
     center, radius = _bounding_sphere(posed.reshape(-1, 3))
     spheres = [_bounding_sphere(p) for p in posed]  # per instant: the cameras frame this ball
@@ -321,6 +335,7 @@ def synth_articulated(out: str | Path, frames: int = 60, size: int = 128, seed: 
     cams = {"train": orbit_cameras(centres, reach, size, seed=seed, **TRAIN_PATH),
             "test": orbit_cameras(centres, reach, size, seed=seed + 1, **TEST_PATH)}
     test_instants = list(range(0, frames, test_every))
+    floor = floor_points(centres, reach, seed)
 
     rest = Mesh(critter.vertices, critter.faces, None, None, None, critter.pattern, center, radius, "critter")
     digits = max(3, len(str(frames - 1)))
@@ -334,10 +349,12 @@ def synth_articulated(out: str | Path, frames: int = 60, size: int = 128, seed: 
     infos = [FrameInfo(f"t_{t:0{digits}d}", "critter", t, t / FPS, "train") for t in range(frames)] + \
             [FrameInfo(f"c2_{t:0{digits}d}", "critter", t, t / FPS, "test") for t in test_instants]
     views = rendered["train"] + rendered["test"]
-    synthetic = {"subject": "critter", "articulated": True, "frames": frames, "bones": len(critter.names),
+    synthetic = {"subject": "critter", "articulated": True, "still": still, "frames": frames, "bones": len(critter.names),
                  "test_every": test_every, "size": size, "seed": seed, "fps": FPS, "cameras": CAMERAS_TEXT,
                  "appearance": "procedural (at the rest-pose surface point)", "vertices": len(critter.vertices),
                  "faces": len(critter.faces), "up": UP.tolist(),
+                 "points": f"{len(floor)} points of the floor (y = 0) around the path, standing in for the "
+                           "sparse points SfM finds on a real capture's ground",
                  "gt_posed": "gt_posed/<instant:04d>.ply in mesh units",
                  "gt_rig": "gt_rig.npz in mesh units: posed = sum_j weights[:, j] * skinning[t, j] @ rest"}
     cap = Capture(
@@ -345,6 +362,7 @@ def synth_articulated(out: str | Path, frames: int = 60, size: int = 128, seed: 
         cameras=concat_cameras([cams["train"], cams["test"][test_instants]]),
         frames=infos,
         masks=[np.where(r["alpha"] >= 0.5, 255, 0).astype(np.uint8) for r in views],
+        points=floor,
         meta={"source": "critter", "source_kind": "synthetic", "synthetic": synthetic, "up": UP.tolist(),
               "up_method": "synthetic (the subject's up axis)"},
     )

@@ -6,7 +6,8 @@ import pytest
 import torch
 from scipy.spatial.transform import Rotation
 
-from recon.fields.skinning import GaussianBones, backward_warp, cycle_error, forward_warp, rotation
+from recon.fields.skinning import (GaussianBones, backward_warp, bone_transforms, chain_transforms, cycle_error,
+                                  forward_warp, rotation)
 
 
 def _bones(seed: int = 0, n: int = 6) -> GaussianBones:
@@ -46,7 +47,7 @@ def test_forward_warp_matches_numpy_lbs():
     b = _bones()
     rot, trans = _motion(6)
     x = torch.rand(50, 3) - 0.5
-    y = forward_warp(b, x, rot, trans).detach().numpy()
+    y = forward_warp(b, x, *bone_transforms(rot, trans, b.centers)).detach().numpy()
     w = b.weights(x).detach().numpy()
     R = Rotation.from_rotvec(rot.double().numpy()).as_matrix()
     c = b.centers.detach().double().numpy()
@@ -61,19 +62,21 @@ def test_rest_points_warped_forward_then_backward_return():
     b = _bones()
     rot, trans = _motion(6)
     x = torch.rand(200, 3) - 0.5
-    back = backward_warp(b, forward_warp(b, x, rot, trans), rot, trans)
+    motion = bone_transforms(rot, trans, b.centers)
+    back = backward_warp(b, forward_warp(b, x, *motion), *motion)
     err = (back - x).norm(dim=-1)
     assert float(err.max()) < 1e-4, float(err.max())
     # the one-shot guess alone is off (what the cycle loss trains away), so the iterations matter
-    assert float(cycle_error(b, x, rot, trans).sqrt().mean()) > 1e-3
+    assert float(cycle_error(b, x, *motion).sqrt().mean()) > 1e-3
 
 
 def test_identity_motion_is_identity():
     b = _bones()
     x = torch.rand(20, 3)
     zero = torch.zeros(6, 3)
-    assert torch.allclose(forward_warp(b, x, zero, zero), x, atol=1e-6)
-    assert torch.allclose(backward_warp(b, x, zero, zero), x, atol=1e-6)
+    motion = bone_transforms(zero, zero, b.centers)
+    assert torch.allclose(forward_warp(b, x, *motion), x, atol=1e-6)
+    assert torch.allclose(backward_warp(b, x, *motion), x, atol=1e-6)
 
 
 @pytest.mark.parametrize("n", [1, 3])
@@ -81,3 +84,36 @@ def test_fewer_bones_than_influences(n):
     b = GaussianBones(n, influences=4)
     w = b.weights(torch.rand(10, 3))
     assert w.shape == (10, n) and torch.allclose(w.sum(-1), torch.ones(10))
+
+
+def test_chain_bones_swing_about_their_joints_and_carry_their_children():
+    """A three-bone limb: the chain's motions against numpy compositions of turns about the joints; the
+    joints stay together (no bone stretches away from its parent) and the warp still inverts."""
+    centers = torch.tensor([[0.0, 0.0, 0.0], [0.4, 0.0, 0.0], [0.8, 0.1, 0.0]])
+    order, parents = torch.tensor([0, 1, 2]), torch.tensor([-1, 0, 1])
+    rot, _ = _motion(3, seed=4, angle=0.6)
+    R, t = chain_transforms(rot, centers, order, parents)
+    Rn = Rotation.from_rotvec(rot.double().numpy()).as_matrix()
+    c = centers.double().numpy()
+
+    def about(Rk, p):  # 4x4 turn about point p
+        M = np.eye(4)
+        M[:3, :3], M[:3, 3] = Rk, p - Rk @ p
+        return M
+
+    j1, j2 = 0.5 * (c[0] + c[1]), 0.5 * (c[1] + c[2])
+    G = [about(Rn[0], c[0])]
+    G.append(G[0] @ about(Rn[1], j1))
+    G.append(G[1] @ about(Rn[2], j2))
+    for k in range(3):
+        assert np.allclose(R[k].numpy(), G[k][:3, :3], atol=1e-5) and np.allclose(t[k].numpy(), G[k][:3, 3], atol=1e-5)
+    for parent, child, joint in ((0, 1, j1), (1, 2, j2)):  # both bones move the joint to the same place
+        jt = torch.tensor(joint, dtype=torch.float32)
+        assert torch.allclose(R[parent] @ jt + t[parent], R[child] @ jt + t[child], atol=1e-5)
+    b = GaussianBones(3, influences=3)
+    with torch.no_grad():
+        b.centers.copy_(centers)
+        b.log_extent.fill_(math.log(0.3))
+    x = torch.rand(100, 3) * torch.tensor([1.0, 0.3, 0.3]) - torch.tensor([0.1, 0.15, 0.15])
+    back = backward_warp(b, forward_warp(b, x, R, t), R, t)
+    assert float((back - x).norm(dim=-1).max()) < 1e-4
