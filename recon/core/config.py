@@ -163,7 +163,7 @@ class ArticulatedConfig(_Section):
                                                    "hull (only where a floor was found).")
     carve_resolution: int = Field(48, ge=16, le=160, description="Voxels per axis of the canonical hull.")
     carve_consensus: float = Field(0.9, gt=0, le=1, description="Fraction of frames whose mask must hold a voxel.")
-    recarve: bool = Field(False, description="Carve the hull again during the fit (with the fitted root poses, "
+    recarve: bool = Field(True, description="Carve the hull again during the fit (with the fitted root poses, "
                                             "then through the articulated warps); else only at the start.")
     rigid_until: float = Field(0.3, ge=0, lt=1, description="Training progress fitting root poses only.")
     recarve_at: float = Field(0.5, ge=0, le=1, description="Progress at which the hull is carved through the "

@@ -12,16 +12,20 @@ Motion: the root pose (axis-angle, translation: canonical -> world) and B bone m
 cosine series over the clip's time, so every frame's loss moves the whole trajectory and any
 instant (a held-out frame) has a pose. A point x at instant t is posed as ``R_t LBS_t(x) + T_t``.
 
-Start (``_initialise``): positions on the rays through the masks at the depth of the scene's
-SfM points (``articulated_init.root_translations``), a visual hull carved with them, root
-rotations tracked from the optical flow (PnP on the hull, turns about the world's up), the
-positions centred on the masks, the hull carved again. Schedule (training progress p): until
-``rigid_until`` root poses, shape and colour; then bones are placed by k-means in the hull and
-bones, skin weights and offsets join (``recarve``: the hull is also carved again on the way,
-at the end through the articulated warps). Losses: photo (L1, over white outside the mask;
-it moves the surface too), silhouette (anti-aliased coverage vs mask), optical flow (rendered
-vs DIS), root acceleration and tilt, bone-motion size and roughness, offset size and
-Laplacian, and the warp cycle.
+Start (``_initialise``): the floor among the scene's points (``articulated_init.ground_plane``;
+its normal is the up), positions on the rays through the masks at the depth where their lowest
+pixels meet the floor, else at the depth of the scene's SfM points (``root_translations``), a
+visual hull carved with them, root rotations tracked from the optical flow (PnP on the hull,
+turns about the up), the positions centred on the masks, the hull carved again, then each
+instant slid along its camera's rays until the hull stands on the floor (``_rest_on_floor``)
+and carved again. Schedule (training progress p): until ``rigid_until`` root poses, shape and
+colour; then bones are placed by k-means in the hull, joined in a tree (``skeleton`` chain:
+they turn about their joints), and bones, skin weights and offsets join (``recarve``: the hull
+is also carved again on the way, at the end through the articulated warps). Losses: photo (L1,
+over white outside the mask; it moves the surface too), silhouette (anti-aliased coverage vs
+mask), outline (chamfer of the surface's rim against the mask's outline), optical flow
+(rendered vs DIS), floor contact, root acceleration and tilt, bone-motion size and roughness,
+offset size and Laplacian, and the warp cycle.
 """
 from __future__ import annotations
 
