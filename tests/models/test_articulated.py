@@ -57,7 +57,8 @@ def test_tiny_articulated_fit_beats_the_static_model(walking, tmp_path):
     static field cannot follow a walking subject's silhouettes, the skinned model can."""
     torch.set_num_threads(2)
     art = Trainer(_cfg(**{"fit.iterations": 200, "articulated.train_size": 64, "articulated.bones": 8,
-                          "articulated.photo_geometry": False}), walking, tmp_path / "art", subject="articulated")
+                          "articulated.photo_geometry": False, "articulated.recarve": False}), walking,
+                 tmp_path / "art", subject="articulated")
     art_eval = art.run()
     static = Trainer(_cfg(**{"fit.iterations": 400, "fit.batch_rays": 2048, "render.grid_resolution": 64}),
                      walking, tmp_path / "static", subject="object")
