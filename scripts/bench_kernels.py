@@ -1,9 +1,10 @@
-"""Time the compiled CPU kernels against their PyTorch twins at 65,536 samples.
+"""Time the compiled CPU kernels against their PyTorch twins (65,536 samples; a 50k-face mesh at 256²).
 
     .venv/bin/python scripts/bench_kernels.py [--repeats 15] [--threads N] [--clock wall|cpu] [--backend cpp|cuda]
 
 For each op: forward, and forward + backward (hash grid: grad to the table;
-composite: grads to alphas and values; ray marching has no backward), the median
+composite: grads to alphas and values; rasterize: grads of the barycentrics and
+depth to the vertices; ray marching has no backward), the median
 of ``--repeats`` back-to-back runs after warm-up (the min too), for the torch
 twin and the compiled kernel, whose outputs and gradients are checked against
 the twin. Prints a table, then,
@@ -20,7 +21,7 @@ import time
 
 import torch
 
-from recon.ops import HashGridSpec, composite_torch, hash_grid_encode_torch, march_rays_torch
+from recon.ops import HashGridSpec, composite_torch, hash_grid_encode_torch, march_rays_torch, rasterize_torch
 from recon.ops.backend import get_kernel, set_backend
 
 N_SAMPLES = 65_536
@@ -132,6 +133,48 @@ def bench_composite(dev, repeats):
             "fwd_bwd": _time_each([fwd_bwd(f) for f in (composite_torch, kernel)], repeats, dev)}
 
 
+def raster_mesh(n_faces: int, size: int, dev) -> tuple[torch.Tensor, torch.Tensor]:
+    """A closed mesh of ``n_faces`` faces (a subdivided sphere with seeded bumps) in screen space, filling
+    about half of a ``size``² view: (verts (V, 3) float32 (u, v, z), faces (F, 3) int64)."""
+    import trimesh
+
+    sub = max(0, math.ceil(math.log(n_faces / 20, 4)))
+    m = trimesh.creation.icosphere(subdivisions=sub)
+    faces = torch.as_tensor(m.faces[:n_faces], dtype=torch.long)
+    v = torch.as_tensor(m.vertices, dtype=torch.float32)
+    g = torch.Generator().manual_seed(0)
+    v = v * (1 + 0.05 * torch.rand(len(v), 1, generator=g))
+    z = v[:, 2] + 3.0
+    f = 1.2 * size
+    verts = torch.stack([f * v[:, 0] / z + size / 2, f * v[:, 1] / z + size / 2, z], 1)
+    return verts.to(dev), faces.to(dev)
+
+
+def bench_rasterize(dev, repeats, n_faces: int = 50_000, size: int = 256):
+    verts, faces = raster_mesh(n_faces, size, dev)
+    verts.requires_grad_()
+    g = torch.Generator().manual_seed(1)
+    grads = [torch.randn(size, size, 3, generator=g).to(dev), torch.randn(size, size, generator=g).to(dev)]
+    kernel = get_kernel("rasterize", dev)
+
+    def fwd(f):
+        return lambda: f(verts, faces, size, size)
+
+    def fwd_bwd(f):
+        def run():
+            _, bary, depth = f(verts, faces, size, size)
+            return torch.autograd.grad((bary, depth), verts, grads)
+        return run
+
+    fk, ft = fwd(kernel)(), fwd(rasterize_torch)()
+    same = (torch.equal(fk[0], ft[0]) and _close(fk[1:], ft[1:], 1e-6, 1e-6)
+            and _close(fwd_bwd(kernel)(), fwd_bwd(rasterize_torch)(), 1e-4, 1e-4))
+    cover = float((ft[0] >= 0).float().mean())
+    return {"op": "rasterize", "size": f"{n_faces // 1000}k faces, {size}², {cover:.0%} covered", "same": same,
+            "fwd": _time_each([fwd(f) for f in (rasterize_torch, kernel)], repeats, dev),
+            "fwd_bwd": _time_each([fwd_bwd(f) for f in (rasterize_torch, kernel)], repeats, dev)}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=15)
@@ -152,7 +195,7 @@ def main() -> None:
     build_s = time.perf_counter() - t
 
     rows = [bench_hash_grid(dev, args.repeats), bench_march(dev, args.repeats),
-            bench_composite(dev, args.repeats)]
+            bench_composite(dev, args.repeats), bench_rasterize(dev, args.repeats)]
     print(f"device {dev}, {torch.get_num_threads()} threads, {args.clock} clock, {args.repeats} repeats "
           f"(median; min in brackets); build/load {build_s:.1f} s")
     be = args.backend

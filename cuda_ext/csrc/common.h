@@ -5,7 +5,8 @@
 #ifdef __CUDACC__
 #define RECON_HD __host__ __device__ __forceinline__
 #else
-#define RECON_HD inline
+// forced: GCC leaves some of these helpers out of line (a call per select or floor in the inner loops)
+#define RECON_HD inline __attribute__((always_inline))
 #endif
 
 // floor of a float within the int32 range (callers clamp or bound it first): exact, and inline

@@ -11,6 +11,7 @@
 
 #include "composite/composite.h"
 #include "hash_grid/hash_grid.h"
+#include "rasterize/rasterize.h"
 #include "ray_march/ray_march.h"
 
 #ifdef RECON_WITH_CUDA
@@ -260,6 +261,80 @@ std::vector<Tensor> composite_bwd(Tensor alphas, Tensor values, Tensor packed, T
     return {g_alphas, g_values};
 }
 
+void check_mesh(const Tensor& verts, const Tensor& faces) {
+    check(verts, "verts", at::kFloat, verts);
+    check(faces, "faces", at::kLong, verts);
+    TORCH_CHECK(verts.dim() == 2 && verts.size(1) == 3, "verts must be (V, 3), got ", verts.sizes());
+    TORCH_CHECK(faces.dim() == 2 && faces.size(1) == 3, "faces must be (F, 3), got ", faces.sizes());
+    TORCH_CHECK(faces.size(0) < (int64_t(1) << 31), "rasterize: at most 2^31 - 1 faces");
+}
+
+// Returns (face_id, bary, depth).
+std::vector<Tensor> rasterize_fwd(Tensor verts, Tensor faces, int64_t height, int64_t width) {
+    check_mesh(verts, faces);
+    TORCH_CHECK(height >= 0 && width >= 0 && height * width < (int64_t(1) << 31), "rasterize: bad size ", height,
+                " x ", width);
+    verts = verts.contiguous();
+    faces = faces.contiguous();
+    if (faces.numel() > 0) {
+        TORCH_CHECK(faces.min().item<int64_t>() >= 0 && faces.max().item<int64_t>() < verts.size(0),
+                    "faces index outside the ", verts.size(0), " vertices");
+    }
+    const int H = int(height), W = int(width);
+    auto face_id = at::empty({H, W}, faces.options());
+    auto bary = at::empty({H, W, 3}, verts.options());
+    auto depth = at::empty({H, W}, verts.options());
+    if (int64_t(H) * W == 0) return {face_id, bary, depth};
+    RECON_DEVICE_GUARD(verts);
+    if (on_cuda(verts)) {
+#ifdef RECON_WITH_CUDA
+        auto keys = at::empty({int64_t(H) * W}, faces.options());
+        recon::rasterize_fwd_cuda(verts.data_ptr<float>(), faces.data_ptr<int64_t>(), faces.size(0), H, W,
+                                  reinterpret_cast<uint64_t*>(keys.data_ptr<int64_t>()),
+                                  face_id.data_ptr<int64_t>(), bary.data_ptr<float>(), depth.data_ptr<float>(),
+                                  stream_of(verts));
+#endif
+    } else {
+        recon::rasterize_fwd_cpu(verts.data_ptr<float>(), faces.data_ptr<int64_t>(), faces.size(0), H, W,
+                                 face_id.data_ptr<int64_t>(), bary.data_ptr<float>(), depth.data_ptr<float>(),
+                                 n_threads());
+    }
+    return {face_id, bary, depth};
+}
+
+Tensor rasterize_bwd(Tensor verts, Tensor faces, Tensor face_id, std::optional<Tensor> grad_bary,
+                     std::optional<Tensor> grad_depth) {
+    check_mesh(verts, faces);
+    check(face_id, "face_id", at::kLong, verts);
+    TORCH_CHECK(face_id.dim() == 2, "face_id must be (H, W)");
+    verts = verts.contiguous();
+    faces = faces.contiguous();
+    face_id = face_id.contiguous();
+    const int H = int(face_id.size(0)), W = int(face_id.size(1));
+    auto grad_or_null = [&](std::optional<Tensor>& g, at::IntArrayRef shape, const char* name) -> const float* {
+        if (!g.has_value() || !g->defined()) return nullptr;
+        check(*g, name, at::kFloat, verts);
+        TORCH_CHECK(g->sizes() == shape, name, " has shape ", g->sizes(), ", expected ", shape);
+        *g = g->contiguous();
+        return g->data_ptr<float>();
+    };
+    const float* gb = grad_or_null(grad_bary, {H, W, 3}, "grad_bary");
+    const float* gd = grad_or_null(grad_depth, {H, W}, "grad_depth");
+    auto grad_verts = at::zeros_like(verts);
+    if (int64_t(H) * W == 0 || (gb == nullptr && gd == nullptr)) return grad_verts;
+    RECON_DEVICE_GUARD(verts);
+    if (on_cuda(verts)) {
+#ifdef RECON_WITH_CUDA
+        recon::rasterize_bwd_cuda(verts.data_ptr<float>(), faces.data_ptr<int64_t>(), face_id.data_ptr<int64_t>(),
+                                  H, W, gb, gd, grad_verts.data_ptr<float>(), stream_of(verts));
+#endif
+    } else {
+        recon::rasterize_bwd_cpu(verts.data_ptr<float>(), faces.data_ptr<int64_t>(), face_id.data_ptr<int64_t>(),
+                                 H, W, gb, gd, grad_verts.data_ptr<float>(), n_threads());
+    }
+    return grad_verts;
+}
+
 }  // namespace
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
@@ -274,6 +349,9 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
           "gradient of the encoding wrt the table: (x, grad_out, resolutions, offsets, n_rows, n_features)");
     m.def("march_rays", &march_rays, "occupancy-grid ray marching -> (packed, t_starts, t_ends)");
     m.def("composite_fwd", &composite_fwd, "(alphas, values, packed) -> (out, opacity, weights, trans)");
+    m.def("rasterize_fwd", &rasterize_fwd, "(verts, faces, height, width) -> (face_id, bary, depth)");
+    m.def("rasterize_bwd", &rasterize_bwd,
+          "(verts, faces, face_id, grad_bary, grad_depth) -> grad_verts");
     m.def("composite_bwd", &composite_bwd,
           "(alphas, values, packed, trans, g_out, g_opacity, g_weights, need_values) -> (g_alphas, g_values)");
 }

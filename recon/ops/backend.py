@@ -31,10 +31,7 @@ from ..core.errors import BackendError
 from ..core.log import get_logger
 
 BACKENDS = ("auto", "cuda", "cpp", "torch")
-OPS = ("hash_grid_encode", "march_rays", "composite")  # ops with compiled kernels
-# Public ops with only their torch twin so far (no cuda_ext kernel yet): ``get_kernel``
-# returns None for them under every backend, without building the extension.
-TWIN_ONLY_OPS = ("rasterize",)
+OPS = ("hash_grid_encode", "march_rays", "composite", "rasterize")  # ops with compiled kernels
 
 _BACKEND = "auto"  # the process default (set_backend); use_backend overrides it in a scope
 _SCOPED: contextvars.ContextVar[str | None] = contextvars.ContextVar("recon_backend", default=None)
@@ -149,10 +146,8 @@ def active_backend(device: torch.device | str = "cpu") -> str:
 
 def get_kernel(op: str, device: torch.device | str):
     """The compiled ``op`` for tensors on ``device``, or None to use its torch twin."""
-    if op in TWIN_ONLY_OPS:
-        return None
     if op not in OPS:
-        raise ValueError(f"unknown op '{op}' (expected one of {', '.join(OPS + TWIN_ONLY_OPS)})")
+        raise ValueError(f"unknown op '{op}' (expected one of {', '.join(OPS)})")
     _, kernels = _resolve(device)
     return None if kernels is None else kernels[op]
 

@@ -1,8 +1,9 @@
 """The compiled kernels as differentiable callables with the public ops' exact signatures.
 
 ``make_kernels(ext)`` wraps a loaded ``cuda_ext`` module (CPU or CUDA build) in
-``torch.autograd.Function``s: gradients flow to the hash-grid table and to the
-compositing alphas and values, like the twins (the hash-grid kernel does not
+``torch.autograd.Function``s: gradients flow to the hash-grid table, to the
+compositing alphas and values and to the rasterized vertices (through the
+barycentrics and depth), like the twins (the hash-grid kernel does not
 differentiate ``x``). Inputs the kernels do not take (dtypes other than float32)
 go to the torch twin, which has the same contract.
 """
@@ -17,6 +18,7 @@ from torch.autograd.function import once_differentiable
 
 from .composite import composite_torch
 from .hash_grid import HashGridSpec, hash_grid_encode_torch
+from .rasterize import rasterize_torch
 from .ray_march import march_rays_torch
 
 
@@ -59,6 +61,25 @@ class _Composite(torch.autograd.Function):
         return (g_alphas if need_a else None), g_values, None, None
 
 
+class _Rasterize(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, verts: Tensor, faces: Tensor, height: int, width: int, ext: ModuleType):
+        ctx.set_materialize_grads(False)
+        face_id, bary, depth = ext.rasterize_fwd(verts, faces, height, width)
+        ctx.save_for_backward(verts, faces, face_id)
+        ctx.ext = ext
+        ctx.mark_non_differentiable(face_id)
+        return face_id, bary, depth
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, _g_face_id, g_bary, g_depth):
+        if not ctx.needs_input_grad[0] or (g_bary is None and g_depth is None):
+            return None, None, None, None, None
+        verts, faces, face_id = ctx.saved_tensors
+        return ctx.ext.rasterize_bwd(verts, faces, face_id, g_bary, g_depth), None, None, None, None
+
+
 def make_kernels(ext: ModuleType) -> dict[str, Callable]:
     """op name -> callable with the signature of the public op, backed by ``ext``."""
 
@@ -83,4 +104,11 @@ def make_kernels(ext: ModuleType) -> dict[str, Callable]:
             return composite_torch(alphas, values, packed)
         return _Composite.apply(alphas, values, packed.long(), ext)
 
-    return {"hash_grid_encode": hash_grid_encode, "march_rays": march_rays, "composite": composite}
+    def rasterize(verts: Tensor, faces: Tensor, height: int, width: int) -> tuple[Tensor, Tensor, Tensor]:
+        shapes_ok = verts.ndim == 2 and verts.shape[1] == 3 and faces.ndim == 2 and faces.shape[1] == 3
+        if verts.dtype != torch.float32 or not shapes_ok:
+            return rasterize_torch(verts, faces, height, width)  # (the twin raises the shape errors)
+        return _Rasterize.apply(verts, faces.long(), int(height), int(width), ext)
+
+    return {"hash_grid_encode": hash_grid_encode, "march_rays": march_rays, "composite": composite,
+            "rasterize": rasterize}

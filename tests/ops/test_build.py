@@ -27,7 +27,7 @@ def test_kernel_file_stems_are_unique():
 
 def test_every_op_has_its_three_files():
     ops = [d for d in SRC_DIR.iterdir() if d.is_dir()]
-    assert {d.name for d in ops} >= {"hash_grid", "ray_march", "composite"}
+    assert {d.name for d in ops} >= {"hash_grid", "ray_march", "composite", "rasterize"}
     for d in ops:
         for f in (f"{d.name}.h", f"{d.name}_cpu.cpp", f"{d.name}.cu"):
             assert (d / f).is_file(), f"missing {d.name}/{f}"
@@ -36,7 +36,7 @@ def test_every_op_has_its_three_files():
 
 
 @needs_nvcc
-@pytest.mark.parametrize("op", ["hash_grid", "ray_march", "composite"])
+@pytest.mark.parametrize("op", ["hash_grid", "ray_march", "composite", "rasterize"])
 def test_cuda_kernels_compile(op, tmp_path):
     """Each .cu is plain CUDA C++ (raw pointers, no torch headers): nvcc compiles it on its own."""
     src = SRC_DIR / op / f"{op}.cu"
