@@ -1,7 +1,7 @@
 """Pictures of a baked asset: thumbnail, turntable video, renders at the capture's cameras, and for a
 rigged asset the motion video (each input frame beside the asset posed at its instant).
 
-All rendering goes through ``recon.synth.render_views`` (the project's mesh renderer):
+All rendering goes through ``recon.render.mesh_render.render_views`` (the project's mesh renderer):
 the baked mesh with its base-colour texture, unlit where that colour is the captured
 radiance (lighting already in it: lit again it would be lit twice) and for comparisons
 with photos; a ``pbr`` mesh's previews are lit (``lambert``).
@@ -54,7 +54,7 @@ def render(mesh: TexturedMesh, cameras: Cameras, lit: bool | None = None, supers
 
     lit: Lambert shading; None: lit unless the mesh's colour is radiance.
     """
-    from ..synth.render import render_views
+    from ..render.mesh_render import render_views
 
     if lit is None:
         lit = not mesh.unlit

@@ -7,12 +7,12 @@
 
 Pieces: ``load_mesh`` (trimesh, texture / vertex colours / procedural pattern),
 ``sphere_cameras`` / ``train_test_cameras`` (views around the mesh),
-``render_views`` (exact CPU rasterizer, supersampled colour).
+``render_views`` (``recon.render.mesh_render``: exact rasterized visibility, supersampled colour).
 """
+from ..render.mesh_render import render_views
 from .articulated import load_posed_truth, synth_articulated
 from .cameras import sphere_cameras, train_test_cameras
 from .mesh import Mesh, load_mesh
-from .render import render_views
 from .synthetic_capture import synth_capture
 
 __all__ = ["synth_capture", "synth_articulated", "load_posed_truth", "load_mesh", "Mesh", "render_views",

@@ -50,7 +50,7 @@ from ..core.types import Cameras, Capture, FrameInfo, concat_cameras
 from .cameras import distance_for_fill, look_at
 from .mesh import Mesh, _bounding_sphere
 from .procedural_texture import ProceduralTexture
-from .render import render_views
+from ..render.mesh_render import render_views
 
 if TYPE_CHECKING:
     import trimesh

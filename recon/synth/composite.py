@@ -23,7 +23,7 @@ from ..core.imageio import read_image, to_uint8
 from ..core.types import Cameras, Capture, FrameInfo
 from .cameras import look_at
 from .mesh import load_mesh
-from .render import render_views
+from ..render.mesh_render import render_views
 
 SKIMAGE_PHOTOS = ("coffee", "astronaut", "chelsea")
 

@@ -28,7 +28,7 @@ from ..core.progress import track
 from ..core.types import Capture, FrameInfo
 from .cameras import train_test_cameras
 from .mesh import load_mesh
-from .render import render_views
+from ..render.mesh_render import render_views
 
 log = get_logger(__name__)
 

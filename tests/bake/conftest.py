@@ -72,7 +72,7 @@ def torus_photos(baked: Baked, n_train: int = 16, n_test: int = 3, size: int = 6
     from recon.core.types import Capture, FrameInfo
     from recon.synth.cameras import sphere_cameras
     from recon.synth.mesh import Mesh
-    from recon.synth.render import render_views
+    from recon.render.mesh_render import render_views
 
     gt, N = baked.fine, baked.normalization
     colors = baked.field.albedo(torch.as_tensor(transform_points(N, gt.vertices)).float()).numpy()

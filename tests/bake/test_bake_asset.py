@@ -31,7 +31,7 @@ def _capture(field: AnalyticField, N: np.ndarray, gt: trimesh.Trimesh) -> Captur
     from recon.bake.extract import transform_points
     from recon.synth.cameras import sphere_cameras
     from recon.synth.mesh import Mesh
-    from recon.synth.render import render_views
+    from recon.render.mesh_render import render_views
 
     colors = field.albedo(torch.as_tensor(transform_points(N, gt.vertices)).float()).numpy()
     center = gt.bounds.mean(0)

@@ -1,4 +1,12 @@
-"""Render a ``Mesh`` from ``Cameras`` into colour, alpha, depth and normals (CPU, exact).
+"""The mesh renderer: a textured mesh from ``Cameras`` into colour, alpha, depth and normals (exact).
+
+Everything that draws a mesh goes through here: ``recon.synth`` (ground truth), the bake's
+previews, turntables and comparisons. Visibility is ``recon.ops.rasterize`` (the compiled
+kernel, or its torch twin).
+
+The mesh is anything with ``vertices`` (V, 3), ``faces`` (F, 3) and ``albedo(face, bary)``
+returning (N, 3) sRGB base colour at surface points (``recon.synth.Mesh``, a baked asset through
+``recon.bake.preview.synth_mesh``).
 
 Colour is the mesh's base colour, unlit by default: the texture is treated as
 sRGB and copied as-is, so every view sees the same colour at a surface point (what
@@ -15,20 +23,26 @@ A pixel on the silhouette may therefore have alpha in (0, 1) but depth 0.
 """
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, Protocol
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-
 from ..core.types import Cameras
 from ..ops.rasterize import rasterize
-from ..render.mesh_raster import screen_vertices
-from .mesh import Mesh
+from .mesh_raster import screen_vertices
 
 
-def render_views(mesh: Mesh, cameras: Cameras, *, supersample: int = 2,
+class SurfaceMesh(Protocol):
+    vertices: np.ndarray  # (V, 3)
+    faces: np.ndarray  # (F, 3) int
+
+    def albedo(self, face: torch.Tensor, bary: torch.Tensor) -> torch.Tensor:
+        """(N, 3) sRGB base colour at N surface points (face ids (N,), barycentrics (N, 3))."""
+
+
+def render_views(mesh: SurfaceMesh, cameras: Cameras, *, supersample: int = 2,
                  shading: Literal["unlit", "lambert"] = "unlit", background=(1.0, 1.0, 1.0),
                  light_dir=(0.3, -1.0, 0.4), ambient: float = 0.35) -> list[dict[str, np.ndarray]]:
     """Render every camera. Returns one dict per view with float32 arrays:

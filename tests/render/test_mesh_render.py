@@ -1,4 +1,4 @@
-"""The synthetic renderer against analytic shapes, a texture with known layout, real meshes."""
+"""The mesh renderer against analytic shapes, a texture with known layout, real meshes."""
 from __future__ import annotations
 
 import dataclasses
