@@ -4,6 +4,8 @@
     python scripts/bench_bake.py --scene avocado   [--minutes 5] [--preset object-fast]
     python scripts/bench_bake.py --scene lego      [--minutes 5]
     python scripts/bench_bake.py --scene lego50    (the README demo's bundled sample)
+    python scripts/bench_bake.py --scene lego50 --rebake [--rasterize-twin]   (bake the last fit again;
+                                                    the twin times the compiled rasterizer's effect)
 
 avocado  ../shared/data/meshes/avocado rendered by recon.synth at 256x256, 60 train + 10
          test views; the baked .glb rendered (unlit) at the held-out views against the
@@ -89,6 +91,9 @@ def main(argv=None) -> int:
     ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     ap.add_argument("--out", help="work folder (default: out/bench_bake/<scene>)")
     ap.add_argument("--rebake", action="store_true", help="keep the previous run's capture and fit; bake again")
+    ap.add_argument("--rasterize-twin", action="store_true",
+                    help="rasterize with the PyTorch twin instead of the compiled kernel (every other op as usual): "
+                         "with --rebake, times the kernel's effect on the bake (refine_seconds)")
     ap.add_argument("--data-root", default=str(ROOT.parent / "shared" / "data"))
     args = ap.parse_args(argv)
 
@@ -119,6 +124,11 @@ def main(argv=None) -> int:
         overrides.append(f"fit.minutes={args.minutes}")
     if args.rebake:
         shutil.rmtree(work / "job" / "asset", ignore_errors=True)
+    if args.rasterize_twin:
+        from recon.ops import backend
+
+        compiled = backend.get_kernel
+        backend.get_kernel = lambda op, device: None if op == "rasterize" else compiled(op, device)
     res = fit(data, out=work / "job", name=args.scene, preset=args.preset, overrides=overrides,
               resume=args.rebake, overwrite=not args.rebake)
     wall = time.time() - t0
@@ -128,7 +138,9 @@ def main(argv=None) -> int:
            "train_seconds": ev["train_seconds"], "field_psnr": round(ev["psnr"], 3),
            "baked_psnr": round(m["psnr_heldout_baked"], 3), "heldout_views": m["psnr_heldout_baked_views"],
            "triangles": m["triangles"], "watertight": m["watertight"], "texture_size": m["texture_size"],
-           "uv_coverage": round(m["uv_coverage"], 4), "bake_seconds": m["bake_seconds"]}
+           "uv_coverage": round(m["uv_coverage"], 4), "bake_seconds": m["bake_seconds"],
+           "rasterize": "twin" if args.rasterize_twin else "kernel"}
+    out.update({k: m[k] for k in ("refine_seconds", "refine_psnr_before", "refine_psnr_after") if k in m})
     frames = heldout_frames(res.out, data, HELDOUT_VIEWS)
     out["field_psnr_same_views"] = round(field_psnr_on(res.out, frames), 3)
     out["baked_minus_field"] = round(out["baked_psnr"] - out["field_psnr_same_views"], 3)

@@ -19,6 +19,8 @@ never used.
 """
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import torch
 from torch import Tensor
@@ -62,7 +64,8 @@ def refine_mesh(mesh: TexturedMesh, capture, normalization: np.ndarray, steps: i
     views_per_step: training views rendered per Adam step (their losses averaged).
     levels: levels of the texture's residual pyramid (``ResidualPyramid``).
     Stats: training-view PSNR (every 4th view) before and after the fit, both as measured; ``refine_kept``:
-    whether the refined mesh was returned (only when it scores higher); the mean vertex move (original units).
+    whether the refined mesh was returned (only when it scores higher); the mean vertex move (original units);
+    ``refine_seconds``: the wall time of the whole stage.
     """
     from ..ops.rasterize import rasterize
     from ..render.mesh_raster import screen_vertices
@@ -73,6 +76,7 @@ def refine_mesh(mesh: TexturedMesh, capture, normalization: np.ndarray, steps: i
     if capture.masks is None:  # the photos' backgrounds are not the render's: silhouettes cannot be fitted
         log.info("mesh refinement skipped: the capture has no subject masks")
         return mesh, {}
+    t_start = time.perf_counter()
     views = _Views(capture, normalization, max_views)
     index, welded = weld(mesh.positions, mesh.faces)
     n = int(index.max()) + 1
@@ -86,12 +90,13 @@ def refine_mesh(mesh: TexturedMesh, capture, normalization: np.ndarray, steps: i
     offset = torch.nn.Parameter(torch.zeros(n, 3))  # in mean edge lengths
     pyramid = ResidualPyramid(mesh.base_color, levels)
     opt = torch.optim.Adam([{"params": [offset], "lr": lr_position},
-                            {"params": pyramid.parameters(), "lr": lr_texture}])
+                            {"params": pyramid.parameters(), "lr": lr_texture}], fused=True)  # one pass per tensor
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.1 ** (s / steps))
     gen = torch.Generator().manual_seed(seed)
     white = torch.ones(3)
 
-    def render(k: int, pos: Tensor, tex: Tensor) -> Tensor:
+    def render(k: int, pos: Tensor, colour) -> Tensor:
+        """View k of the mesh at vertices pos, coloured by ``colour(uv (P, 2)) -> (P, 3)``."""
         H, W = int(views.cams.height[k]), int(views.cams.width[k])
         screen = screen_vertices(pos, views.cams, k)
         fid, bary, depth = rasterize(screen, faces, H, W)
@@ -99,22 +104,24 @@ def refine_mesh(mesh: TexturedMesh, capture, normalization: np.ndarray, steps: i
         f = fid[hit]
         uv = (bary[hit][..., None].float() * uv_faces[f]).sum(1)
         color = white.expand(H, W, 3).clone()
-        color = color.index_put(torch.nonzero(hit, as_tuple=True), lookup_texture(tex, uv))
+        color = color.index_put(torch.nonzero(hit, as_tuple=True), colour(uv))
         return silhouette_antialias(color, fid, depth, screen, faces, neighbours)
 
-    def photo_psnr(pos: Tensor, tex: Tensor) -> float:
+    def photo_psnr(pos: Tensor) -> float:
+        """Training-view PSNR of the mesh as it would be written (the full texture, clamped)."""
         with torch.no_grad():
-            err = [(render(k, pos, tex) - views.photo(k)).pow(2).mean() for k in range(0, len(views), 4)]
+            tex = pyramid.texture().clamp(0, 1)
+            err = [(render(k, pos, lambda uv: lookup_texture(tex, uv)) - views.photo(k)).pow(2).mean()
+                   for k in range(0, len(views), 4)]
         return float(-10 * torch.log10(torch.stack(err).mean()))
 
-    before = photo_psnr(pos0, pyramid.texture().clamp(0, 1))
+    before = photo_psnr(pos0)
     with progress_bar("mesh refinement", total=steps) as bar:
         for _ in range(steps):
             pos = pos0 + offset * edge_len
-            tex = pyramid.texture()
             picks = torch.randint(len(views), (views_per_step,), generator=gen).tolist()
-            loss = sum((render(k, pos, tex) - views.photo(k)).pow(2).mean() for k in picks) / len(picks)
-            reg = torch.sparse.mm(lap, offset).pow(2).sum(1).mean()
+            loss = sum((render(k, pos, pyramid.sample) - views.photo(k)).pow(2).mean() for k in picks) / len(picks)
+            reg = lap(offset).pow(2).sum(1).mean()
             opt.zero_grad(set_to_none=True)
             (loss + smoothness * reg * 1e-3).backward()
             opt.step()
@@ -122,10 +129,11 @@ def refine_mesh(mesh: TexturedMesh, capture, normalization: np.ndarray, steps: i
             bar.advance(1)
     with torch.no_grad():
         pos = (pos0 + offset * edge_len)
-    after = photo_psnr(pos, pyramid.texture().clamp(0, 1))
+    after = photo_psnr(pos)
     kept = after > before
     stats = {"refine_psnr_before": before, "refine_psnr_after": after, "refine_kept": kept,
-             "refine_mean_offset": float(offset.detach().norm(dim=1).mean() * edge_len)}
+             "refine_mean_offset": float(offset.detach().norm(dim=1).mean() * edge_len),
+             "refine_seconds": round(time.perf_counter() - t_start, 2)}
     if not kept:
         log.info("mesh refinement discarded: training-view PSNR %.2f -> %.2f dB", before, after)
         return mesh, stats

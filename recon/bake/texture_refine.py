@@ -49,8 +49,13 @@ def photo_samples(mesh: TexturedMesh, capture, normalization: np.ndarray, max_vi
 
 def lookup_texture(tex: torch.Tensor, uv: torch.Tensor) -> torch.Tensor:
     """Bilinear lookups of a (S, S, 3) texture at glTF uvs (P, 2) -> (P, 3)."""
+    return _lookup_chw(tex.permute(2, 0, 1), uv)
+
+
+def _lookup_chw(tex: torch.Tensor, uv: torch.Tensor) -> torch.Tensor:
+    """``lookup_texture`` of a channels-first (3, S, S) texture."""
     grid = (uv * 2 - 1)[None, None]  # x = u across columns, y = v down rows
-    return F.grid_sample(tex.permute(2, 0, 1)[None], grid, mode="bilinear", align_corners=False)[0, :, 0].T
+    return F.grid_sample(tex[None], grid, mode="bilinear", align_corners=False)[0, :, 0].T
 
 
 class ResidualPyramid(torch.nn.Module):
@@ -58,23 +63,28 @@ class ResidualPyramid(torch.nn.Module):
 
     A photo pixel then also corrects the texels around the ones it samples: texels seen by no
     training pixel but by a held-out view follow their neighbours instead of keeping the
-    field's colour beside fitted ones.
+    field's colour beside fitted ones. Stored channels-first (3, s, s), as the lookups take them.
     """
 
     def __init__(self, base_color: np.ndarray, levels: int = 4):
         super().__init__()
-        self.register_buffer("base", torch.as_tensor(base_color).float() / 255)
-        S = self.base.shape[0]
+        self.register_buffer("base", torch.as_tensor(base_color).float().permute(2, 0, 1).contiguous() / 255)
+        S = self.base.shape[1]
         self.levels = torch.nn.ParameterList(
-            [torch.nn.Parameter(torch.zeros(max(1, S >> k), max(1, S >> k), 3)) for k in range(levels)])
+            [torch.nn.Parameter(torch.zeros(3, max(1, S >> k), max(1, S >> k))) for k in range(levels)])
 
     def texture(self) -> torch.Tensor:
         """(S, S, 3) float texture, not clamped."""
-        S = self.base.shape[0]
-        up = [lv if lv.shape[0] == S else F.interpolate(lv.permute(2, 0, 1)[None], size=(S, S), mode="bilinear",
-                                                        align_corners=False)[0].permute(1, 2, 0)
-              for lv in self.levels]
-        return self.base + sum(up)
+        S = self.base.shape[1]
+        up = [lv if lv.shape[1] == S else F.interpolate(lv[None], size=(S, S), mode="bilinear",
+                                                        align_corners=False)[0] for lv in self.levels]
+        return (self.base + sum(up)).permute(1, 2, 0)
+
+    def sample(self, uv: torch.Tensor) -> torch.Tensor:
+        """(P, 3) colour at glTF uvs (P, 2): each level looked up at uv and summed. For training steps: it
+        touches P points instead of building the full texture (``texture``), whose bilinear lookup it
+        matches up to the residual levels being interpolated once rather than upsampled, then looked up."""
+        return _lookup_chw(self.base, uv) + sum(_lookup_chw(lv, uv) for lv in self.levels)
 
     def to_u8(self) -> np.ndarray:
         with torch.no_grad():
@@ -92,20 +102,19 @@ def refine_base_color(mesh: TexturedMesh, capture, normalization: np.ndarray, st
     if len(uv) == 0:
         return mesh, {}
     pyramid = ResidualPyramid(mesh.base_color, levels_n)
-    opt = torch.optim.Adam(pyramid.parameters(), lr=lr)
+    opt = torch.optim.Adam(pyramid.parameters(), lr=lr, fused=True)
     gen = torch.Generator().manual_seed(seed)
-    texture = pyramid.texture
 
     def psnr() -> float:
         with torch.no_grad():
-            tex = texture().clamp(0, 1)
+            tex = pyramid.texture().clamp(0, 1)
             err = torch.cat([(lookup_texture(tex, u) - c).pow(2) for u, c in zip(uv.split(1 << 18), rgb.split(1 << 18))])
         return float(-10 * torch.log10(err.mean()))
 
     before = psnr()
     for _ in range(steps):
         sel = torch.randint(len(uv), (min(batch, len(uv)),), generator=gen)
-        loss = (lookup_texture(texture(), uv[sel]) - rgb[sel]).pow(2).mean()
+        loss = (pyramid.sample(uv[sel]) - rgb[sel]).pow(2).mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

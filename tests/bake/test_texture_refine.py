@@ -42,3 +42,25 @@ def test_no_train_views_or_zero_steps_leave_the_texture(baked):
     capture, _ = torus_photos(baked, inverted=True, n_train=2, n_test=0)
     same, stats = refine_base_color(baked.asset, capture, baked.normalization, steps=0)
     assert same is baked.asset and stats == {}
+
+
+def test_pyramid_samples_match_the_texture_it_writes():
+    """Training looks each level up at the uvs; the written texture upsamples them first. At full resolution
+    the two agree exactly; the coarse residual levels differ only by how they are interpolated."""
+    import torch
+
+    from recon.bake.texture_refine import ResidualPyramid, lookup_texture
+
+    gen = torch.Generator().manual_seed(0)
+    base = (torch.rand(64, 64, 3, generator=gen) * 255).to(torch.uint8).numpy()
+    pyr = ResidualPyramid(base, levels=3)
+    uv = torch.rand(2000, 2, generator=gen)
+    with torch.no_grad():
+        torch.testing.assert_close(pyr.sample(uv), lookup_texture(pyr.texture(), uv))  # residuals zero: exact
+        pyr.levels[0].normal_(0, 0.05, generator=gen)
+        torch.testing.assert_close(pyr.sample(uv), lookup_texture(pyr.texture(), uv), atol=1e-5, rtol=1e-5)
+        for lv in pyr.levels[1:]:  # smooth coarse residuals, as the fit makes them
+            lv.copy_(torch.nn.functional.avg_pool2d(torch.randn(lv.shape, generator=gen)[None], 3, 1, 1)[0] * 0.05)
+        err = (pyr.sample(uv) - lookup_texture(pyr.texture(), uv)).abs()
+    assert float(err.mean()) < 2e-3 and float(err.max()) < 2e-2
+    assert pyr.to_u8().shape == (64, 64, 3)
