@@ -27,7 +27,7 @@ from pathlib import Path
 
 from .core.config import Config, config_hash, load_config
 from .core.errors import START_AGAIN, InputError, read_json_object
-from .core.log import get_logger
+from .core.log import get_logger, log_event
 from .core.types import SUBJECT_KINDS, Capture
 from .ops.backend import use_backend
 
@@ -55,6 +55,30 @@ def pick_subject(cap: Capture) -> tuple[str, str]:
     if masks == "motion":
         return "object", "the subject moves, but rigidly (SfM on it alone registered): object model"
     return "object", "the subject holds still: object model"
+
+
+def still_subject(cap: Capture, cfg: Config) -> bool:
+    """Whether the subject never moves against the background (``articulated_init.still_hull_iou`` of the
+    training frames at the articulated model's size reaches ``articulated.still_iou``); says so when it does."""
+    from .capture.frame_files import resize_image
+    from .fit.trainer import split_indices
+    from .models.articulated_init import still_hull_iou
+
+    need = cfg.articulated.still_iou
+    if need <= 0 or cap.masks is None:
+        return False
+    train, _, _ = split_indices(cap)
+    h, w = cap.images[train[0]].shape[:2]
+    cams = cap.cameras[train].scaled(min(1.0, cfg.articulated.train_size / max(h, w)))
+    size = (int(cams.width[0]), int(cams.height[0]))
+    iou = still_hull_iou(cams, [resize_image(cap.masks[i], size) for i in train])
+    log_event("still_check", hull_iou=round(iou, 3), threshold=need)
+    if iou < need:
+        return False
+    log.warning("the subject never moves against the background: one motionless visual hull explains its masks "
+                "(silhouette IoU %.2f >= articulated.still_iou %.2f): it is static; fitting it as a static object "
+                "(kind 'object')", iou, need)
+    return True
 
 
 @dataclass(frozen=True)
@@ -174,6 +198,8 @@ def fit(data, out: str | Path | None = None, *, subject: str = "auto", name: str
     if kind == "auto":
         kind, why = pick_subject(cap)
         log.info("subject: %s", why)
+    if kind == "articulated" and still_subject(cap, cfg):
+        kind = "object"
     cfg = _model_budget(cfg, kind, overrides)
 
     # fit

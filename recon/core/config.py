@@ -149,6 +149,10 @@ class ArticulatedConfig(_Section):
                              "shifts on its own).")
     influences: int = Field(4, ge=1, le=4, description="Skin weights kept per point (a glTF skin plays 4).")
     min_frames: int = Field(8, ge=2, description="Fewest training instants the model accepts.")
+    still_iou: float = Field(0.7, ge=0, le=1, description="A subject whose masks one motionless visual hull explains "
+                                                         "this well (mean silhouette IoU over the training frames) "
+                                                         "holds still: it is fitted as a static object, and the run "
+                                                         "says so. 0: never.")
     iterations: int = Field(6000, ge=1, description="Its fit budget in iterations (replaces fit.iterations when "
                                                     "the pipeline picks this model, unless fit.iterations is set).")
     minutes: float = Field(20.0, gt=0, description="Its fit budget in minutes (replaces fit.minutes likewise).")
