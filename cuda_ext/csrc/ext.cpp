@@ -114,6 +114,32 @@ Tensor hash_grid_bwd(Tensor x, Tensor grad_out, std::vector<int64_t> res, std::v
     return grad_table;
 }
 
+Tensor hash_grid_bwd_x(Tensor x, Tensor table, Tensor grad_out, std::vector<int64_t> res,
+                       std::vector<int64_t> offsets) {
+    check(x, "x", at::kFloat, table);
+    check(grad_out, "grad_out", at::kFloat, table);
+    x = x.contiguous();
+    table = table.contiguous();
+    grad_out = grad_out.contiguous();
+    const auto g = make_levels(res, offsets, table.size(1), table.size(0));
+    TORCH_CHECK(x.dim() == 2 && x.size(1) == 3, "x must be (N, 3)");
+    TORCH_CHECK(grad_out.dim() == 2 && grad_out.size(0) == x.size(0) &&
+                grad_out.size(1) == int64_t(g.n_levels) * g.n_features, "grad_out must be (N, L*F)");
+    auto grad_x = at::empty_like(x);
+    if (x.size(0) == 0) return grad_x;
+    RECON_DEVICE_GUARD(x);
+    if (on_cuda(x)) {
+#ifdef RECON_WITH_CUDA
+        recon::hash_grid_bwd_x_cuda(x.data_ptr<float>(), x.size(0), table.data_ptr<float>(),
+                                    grad_out.data_ptr<float>(), g, grad_x.data_ptr<float>(), stream_of(x));
+#endif
+    } else {
+        recon::hash_grid_bwd_x_cpu(x.data_ptr<float>(), x.size(0), table.data_ptr<float>(),
+                                   grad_out.data_ptr<float>(), g, grad_x.data_ptr<float>(), n_threads());
+    }
+    return grad_x;
+}
+
 std::vector<Tensor> march_rays(Tensor origins, Tensor dirs, Tensor near, Tensor far, Tensor occupancy,
                                double bound, double step, int64_t max_steps, std::optional<Tensor> offsets) {
     for (auto* t : {&dirs, &near, &far}) check(*t, "rays", at::kFloat, origins);
@@ -347,6 +373,8 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
     m.def("hash_grid_fwd", &hash_grid_fwd, "hash-grid encode: (x, table, resolutions, offsets) -> (N, L*F)");
     m.def("hash_grid_bwd", &hash_grid_bwd,
           "gradient of the encoding wrt the table: (x, grad_out, resolutions, offsets, n_rows, n_features)");
+    m.def("hash_grid_bwd_x", &hash_grid_bwd_x,
+          "gradient of the encoding wrt x: (x, table, grad_out, resolutions, offsets) -> (N, 3)");
     m.def("march_rays", &march_rays, "occupancy-grid ray marching -> (packed, t_starts, t_ends)");
     m.def("composite_fwd", &composite_fwd, "(alphas, values, packed) -> (out, opacity, weights, trans)");
     m.def("rasterize_fwd", &rasterize_fwd, "(verts, faces, height, width) -> (face_id, bary, depth)");

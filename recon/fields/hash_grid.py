@@ -11,7 +11,6 @@ from torch import Tensor, nn
 
 from ..core.config import HashGridConfig
 from ..ops import HashGridSpec, hash_grid_encode
-from ..ops.hash_grid import hash_grid_encode_torch
 
 
 class HashGridEncoding(nn.Module):
@@ -37,12 +36,9 @@ class HashGridEncoding(nn.Module):
         return self.spec.resolutions[int(self.active_levels) - 1]
 
     def forward(self, x: Tensor, grad_x: bool = False) -> Tensor:
-        """Features of x; ``grad_x`` also differentiates them in x (the PyTorch twin's trilinear weights:
-        slower, for small batches whose positions are being fitted)."""
-        if grad_x:
-            feats = hash_grid_encode_torch(x, self.table, self.spec)
-        else:
-            feats = hash_grid_encode(x.detach().contiguous(), self.table, self.spec)
+        """Features of x; ``grad_x`` also differentiates them in x (through the trilinear weights: for
+        points whose positions are being fitted)."""
+        feats = hash_grid_encode((x if grad_x else x.detach()).contiguous(), self.table, self.spec)
         n = int(self.active_levels)
         if n < self.spec.n_levels:
             F = self.spec.n_features

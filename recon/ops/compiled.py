@@ -1,10 +1,9 @@
 """The compiled kernels as differentiable callables with the public ops' exact signatures.
 
 ``make_kernels(ext)`` wraps a loaded ``cuda_ext`` module (CPU or CUDA build) in
-``torch.autograd.Function``s: gradients flow to the hash-grid table, to the
+``torch.autograd.Function``s: gradients flow to the hash-grid table and positions, to the
 compositing alphas and values and to the rasterized vertices (through the
-barycentrics and depth), like the twins (the hash-grid kernel does not
-differentiate ``x``). Inputs the kernels do not take (dtypes other than float32)
+barycentrics and depth), like the twins. Inputs the kernels do not take (dtypes other than float32)
 go to the torch twin, which has the same contract.
 """
 from __future__ import annotations
@@ -25,19 +24,22 @@ from .ray_march import march_rays_torch
 class _HashGridEncode(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: Tensor, table: Tensor, ext: ModuleType, res: list[int], offsets: list[int]) -> Tensor:
-        ctx.save_for_backward(x)  # the indices and weights are recomputed in the backward
+        # the indices and weights are recomputed in the backward; the table only when x needs its gradient
+        ctx.save_for_backward(x, table if ctx.needs_input_grad[0] else None)
         ctx.ext, ctx.res, ctx.offsets, ctx.table_shape = ext, res, offsets, table.shape
         return ext.hash_grid_fwd(x, table, res, offsets)
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad: Tensor):
-        if not ctx.needs_input_grad[1]:
-            return None, None, None, None, None
-        (x,) = ctx.saved_tensors
-        rows, feats = ctx.table_shape
-        g_table = ctx.ext.hash_grid_bwd(x, grad, ctx.res, ctx.offsets, rows, feats)
-        return None, g_table, None, None, None
+        x, table = ctx.saved_tensors
+        g_x = g_table = None
+        if ctx.needs_input_grad[0]:
+            g_x = ctx.ext.hash_grid_bwd_x(x, table, grad, ctx.res, ctx.offsets)
+        if ctx.needs_input_grad[1]:
+            rows, feats = ctx.table_shape
+            g_table = ctx.ext.hash_grid_bwd(x, grad, ctx.res, ctx.offsets, rows, feats)
+        return g_x, g_table, None, None, None
 
 
 class _Composite(torch.autograd.Function):

@@ -89,7 +89,7 @@ def hash_grid_encode_torch(x: Tensor, table: Tensor, spec: HashGridSpec) -> Tens
 def hash_grid_encode(x: Tensor, table: Tensor, spec: HashGridSpec) -> Tensor:
     """Encode points with the active backend. x: (N, 3) in [0,1]; table: (n_params, F) -> (N, L*F).
 
-    Gradients flow to ``table`` (the compiled kernels do not differentiate ``x``).
+    Gradients flow to ``table`` and, through the trilinear weights, to ``x`` (where it requires them).
     """
     from .backend import get_kernel
 

@@ -37,6 +37,10 @@ def test_hash_grid(gpu, n):
     torch.testing.assert_close(got, ref, rtol=1e-5, atol=1e-6)
     g_ref, g_got = (torch.autograd.grad(o, table, grad)[0] for o in (ref, got))
     torch.testing.assert_close(g_got, g_ref, rtol=1e-5, atol=1e-4)
+    x_ref, x_got = x.clone().requires_grad_(), x.clone().requires_grad_()  # positions, through the weights
+    gx_ref = torch.autograd.grad(hash_grid_encode_torch(x_ref, table.detach(), spec), x_ref, grad)[0]
+    gx_got = torch.autograd.grad(gpu["hash_grid_encode"](x_got, table.detach(), spec), x_got, grad)[0]
+    torch.testing.assert_close(gx_got, gx_ref, rtol=1e-4, atol=1e-3)
 
 
 @pytest.mark.parametrize("n_rays", [0, 1, 2000])

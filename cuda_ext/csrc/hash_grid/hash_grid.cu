@@ -69,4 +69,21 @@ void hash_grid_bwd_cuda(const float* x, int64_t n, const float* grad_out, const 
                                                                                       grad_table);
 }
 
+namespace {
+
+__global__ void bwd_x_kernel(const float* __restrict__ x, int64_t n, const float* __restrict__ table,
+                             const float* __restrict__ grad_out, const HashGridLevels g, float* __restrict__ grad_x) {
+    const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+    if (i < n) hash_grid_grad_x(x, i, table, grad_out, g, grad_x + 3 * i);
+}
+
+}  // namespace
+
+void hash_grid_bwd_x_cuda(const float* x, int64_t n, const float* table, const float* grad_out,
+                          const HashGridLevels& g, float* grad_x, void* stream) {
+    if (n == 0) return;
+    bwd_x_kernel<<<unsigned((n + 127) / 128), 128, 0, static_cast<cudaStream_t>(stream)>>>(x, n, table, grad_out, g,
+                                                                                            grad_x);
+}
+
 }  // namespace recon

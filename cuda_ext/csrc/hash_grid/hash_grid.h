@@ -63,16 +63,51 @@ RECON_HD int64_t hash_grid_corner_row(const HashGridCell& cell, int c, const Has
                                        g.offset[l + 1] - g.offset[l]);
 }
 
+// dL/dx of point i (3 floats into gx) from grad_out (N, L*F): through the trilinear weights, as the twin's
+// autograd: frac = clamp(x, 0, 1) * res - p0, so dfrac/dx = res where 0 <= x <= 1 (the clamp passes its
+// ends) and 0 outside; dw_c/dfrac_d = +-(the other two factors of w_c), + where corner c has bit d.
+RECON_HD void hash_grid_grad_x(const float* x, int64_t i, const float* table, const float* grad_out,
+                               const HashGridLevels& g, float* gx) {
+    const int nf = g.n_features;
+    float acc[3] = {0.f, 0.f, 0.f};
+    for (int l = 0; l < g.n_levels; ++l) {
+        const HashGridCell cell = hash_grid_cell(x + 3 * i, g.resolution[l]);
+        const float* go = grad_out + (i * g.n_levels + l) * nf;
+        float lv[3] = {0.f, 0.f, 0.f};
+        for (int c = 0; c < 8; ++c) {
+            const float* row = table + hash_grid_corner_row(cell, c, g, l) * nf;
+            float dot = 0.f;
+            for (int f = 0; f < nf; ++f) dot += go[f] * row[f];
+            float w[3];
+            for (int d = 0; d < 3; ++d) w[d] = ((c >> d) & 1) ? cell.frac[d] : 1.f - cell.frac[d];
+            for (int d = 0; d < 3; ++d) {
+                const float other = w[(d + 1) % 3] * w[(d + 2) % 3];
+                lv[d] += ((c >> d) & 1) ? other * dot : -other * dot;
+            }
+        }
+        const float rf = float(g.resolution[l]);
+        for (int d = 0; d < 3; ++d) acc[d] += lv[d] * rf;
+    }
+    for (int d = 0; d < 3; ++d) {
+        const float xd = x[3 * i + d];
+        gx[d] = (xd >= 0.f && xd <= 1.f) ? acc[d] : 0.f;
+    }
+}
+
 // CPU (OpenMP). out: (N, L*F); grad_table: (n_rows, F), zeroed by the caller, accumulated into.
 void hash_grid_fwd_cpu(const float* x, int64_t n, const float* table, const HashGridLevels& g, float* out,
                        int n_threads);
 void hash_grid_bwd_cpu(const float* x, int64_t n, const float* grad_out, const HashGridLevels& g,
                        float* grad_table, int n_threads);
+void hash_grid_bwd_x_cpu(const float* x, int64_t n, const float* table, const float* grad_out,
+                         const HashGridLevels& g, float* grad_x, int n_threads);
 
 // CUDA launchers (hash_grid.cu); stream is a cudaStream_t.
 void hash_grid_fwd_cuda(const float* x, int64_t n, const float* table, const HashGridLevels& g, float* out,
                         void* stream);
 void hash_grid_bwd_cuda(const float* x, int64_t n, const float* grad_out, const HashGridLevels& g,
                         float* grad_table, void* stream);
+void hash_grid_bwd_x_cuda(const float* x, int64_t n, const float* table, const float* grad_out,
+                          const HashGridLevels& g, float* grad_x, void* stream);
 
 }  // namespace recon

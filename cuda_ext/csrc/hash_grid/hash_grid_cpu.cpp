@@ -138,4 +138,10 @@ void hash_grid_bwd_cpu(const float* x, int64_t n, const float* grad_out, const H
     }
 }
 
+void hash_grid_bwd_x_cpu(const float* x, int64_t n, const float* table, const float* grad_out,
+                         const HashGridLevels& g, float* grad_x, int n_threads) {
+#pragma omp parallel for num_threads(n_threads) schedule(static)
+    for (int64_t i = 0; i < n; ++i) hash_grid_grad_x(x, i, table, grad_out, g, grad_x + 3 * i);
+}
+
 }  // namespace recon
