@@ -366,7 +366,8 @@ def _add_fit_parser(sub) -> None:
                    help="what the capture shows (default auto: a subject that moves against the background "
                         "and does not move rigidly gets the articulated model, anything else the object "
                         "model; the run says which and why). 'object' and 'articulated' have their own "
-                        "models; head, body and garment are fitted as static objects for now and recorded "
+                        "models (a subject that never moves is fitted as an object even when articulated is "
+                        "asked for, and the run says it is static); head, body and garment are fitted as static objects for now and recorded "
                         "as kind 'object' with requested_subject set to what you asked for")
     p.add_argument("--name", help="asset name (default: the source's file or folder name)")
     p.add_argument("--out", metavar="OUT", help="job folder (default: out/<name>)")

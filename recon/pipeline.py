@@ -156,7 +156,8 @@ def fit(data, out: str | Path | None = None, *, subject: str = "auto", name: str
     subject: auto (``pick_subject``: articulated for a subject that moves and bends, else object),
         object, articulated, head, body or garment (head, body and garment have no model of their own
         yet: they are fitted as static objects, with a warning, and recorded as ``kind: object``
-        with ``requested_subject`` saying what was asked for).
+        with ``requested_subject`` saying what was asked for). A subject headed for the articulated
+        model that never moves (``still_subject``) is fitted as a static object, and the run says so.
     config: a resolved Config; else ``preset`` + ``config_file`` + ``overrides``.
     bake: False stops after the fit (no asset folder).
     resume: reuse finished stages and continue an unfinished fit; overwrite: replace an

@@ -34,22 +34,7 @@ __global__ void resolve_kernel(const float* __restrict__ verts, const int64_t* _
                                const unsigned long long* __restrict__ keys, int64_t* __restrict__ face_id,
                                float* __restrict__ bary, float* __restrict__ depth) {
     const int64_t p = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
-    if (p >= int64_t(H) * W) return;
-    const uint64_t key = keys[p];
-    float* bp = bary + 3 * p;
-    if (key == kRasterEmpty) {
-        face_id[p] = -1;
-        bp[0] = bp[1] = bp[2] = 0.f;
-        depth[p] = 0.f;
-        return;
-    }
-    const int64_t f = int64_t(key & 0xFFFFFFFFull);
-    RasterFace t;
-    raster_face(verts, faces, f, H, W, t);
-    float e[3];
-    raster_edges(t, int(p / W), int(p % W), e);
-    face_id[p] = f;
-    depth[p] = raster_interpolate(t, e, bp);
+    if (p < int64_t(H) * W) raster_resolve(verts, faces, H, W, keys[p], p, face_id, bary, depth);
 }
 
 __global__ void bwd_kernel(const float* __restrict__ verts, const int64_t* __restrict__ faces,

@@ -160,6 +160,25 @@ RECON_HD uint64_t raster_key(float depth, int64_t f) {
 
 constexpr uint64_t kRasterEmpty = ~uint64_t(0);
 
+// Pixel p's outputs from its z-buffer key: the winning face's id, barycentrics and depth (or the background).
+RECON_HD void raster_resolve(const float* verts, const int64_t* faces, int H, int W, uint64_t key, int64_t p,
+                             int64_t* face_id, float* bary, float* depth) {
+    float* bp = bary + 3 * p;
+    if (key == kRasterEmpty) {
+        face_id[p] = -1;
+        bp[0] = bp[1] = bp[2] = 0.f;
+        depth[p] = 0.f;
+        return;
+    }
+    const int64_t f = int64_t(key & 0xFFFFFFFFull);
+    RasterFace t;
+    raster_face(verts, faces, f, H, W, t);
+    float e[3];
+    raster_edges(t, int(p / W), int(p % W), e);
+    face_id[p] = f;
+    depth[p] = raster_interpolate(t, e, bp);
+}
+
 // Gradient of one pixel's bary and depth wrt its face's 3 corners: out[3 * k + {0,1,2}] = dL/d(u, v, z)
 // of corner k. Computed in double from the float inputs (the gradient is not bitwise the twin's).
 RECON_HD void raster_pixel_grad(const float* verts, const int64_t* face, int row, int col, const float* gb,
@@ -172,21 +191,23 @@ RECON_HD void raster_pixel_grad(const float* verts, const int64_t* face, int row
         z[k] = v[2];
     }
     const double X = double(col) + 0.5, Y = double(row) + 0.5;
-    double e[3], w[3];
+    double e[3], iz[3], w[3];
     for (int k = 0; k < 3; ++k) {
         const int p = (k + 1) % 3, q = (k + 2) % 3;
         e[k] = (x[q] - x[p]) * (Y - y[p]) - (y[q] - y[p]) * (X - x[p]);
-        w[k] = e[k] / z[k];
+        iz[k] = 1.0 / z[k];
+        w[k] = e[k] * iz[k];
     }
-    const double S = w[0] + w[1] + w[2], E = e[0] + e[1] + e[2];
-    const double depth = E / S;
+    const double inv_s = 1.0 / (w[0] + w[1] + w[2]);  // four divisions in all
+    const double depth = (e[0] + e[1] + e[2]) * inv_s;
     double gbb = 0.0;
-    for (int k = 0; k < 3; ++k) gbb += double(gb[k]) * (w[k] / S);
+    for (int k = 0; k < 3; ++k) gbb += double(gb[k]) * w[k];
+    gbb *= inv_s;
     double g[9] = {0, 0, 0, 0, 0, 0, 0, 0, 0};
     for (int k = 0; k < 3; ++k) {
-        const double gw = (double(gb[k]) - gbb - double(gd) * depth) / S;
-        const double ge = gw / z[k] + double(gd) / S;
-        g[3 * k + 2] += -gw * e[k] / (z[k] * z[k]);
+        const double gw = (double(gb[k]) - gbb - double(gd) * depth) * inv_s;
+        const double ge = gw * iz[k] + double(gd) * inv_s;
+        g[3 * k + 2] += -gw * w[k] * iz[k];
         const int p = (k + 1) % 3, q = (k + 2) % 3;
         g[3 * p + 0] += ge * (y[q] - Y);
         g[3 * p + 1] += ge * (X - x[q]);

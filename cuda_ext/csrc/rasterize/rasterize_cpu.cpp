@@ -6,6 +6,10 @@
 // one ordered pass adds them into the vertices (deterministic).
 #include <vector>
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 #include "rasterize.h"
 
 namespace recon {
@@ -31,6 +35,52 @@ struct Workspace {
 Workspace& workspace() {
     static thread_local Workspace ws;
     return ws;
+}
+
+// Offer face f's pixel centres in one row of its box to the z-buffer row krow. With SSE2 (every x86-64)
+// four columns at a time: the same float operations in the same order as raster_edges / raster_depth
+// (IEEE lanes, no FMA), so the same bits; then the covered lanes compete for their pixels.
+inline void depth_row(const RasterFace& t, int64_t f, int row, uint64_t* krow) {
+    int col = t.x0;
+#if defined(__SSE2__)
+    const float py = float(row) + 0.5f;
+    __m128 c[3], dy[3], ax[3], iz[3];
+    for (int k = 0; k < 3; ++k) {
+        c[k] = _mm_set1_ps(t.dx[k] * (py - t.ay[k]));
+        dy[k] = _mm_set1_ps(t.dy[k]);
+        ax[k] = _mm_set1_ps(t.ax[k]);
+        iz[k] = _mm_set1_ps(t.iz[k]);
+    }
+    const __m128 zero = _mm_setzero_ps(), half = _mm_set1_ps(0.5f);
+    for (; col <= t.x1; col += 4) {
+        const __m128 px = _mm_add_ps(_mm_cvtepi32_ps(_mm_setr_epi32(col, col + 1, col + 2, col + 3)), half);
+        __m128 e[3], inside = _mm_castsi128_ps(_mm_set1_epi32(-1));
+        for (int k = 0; k < 3; ++k) {
+            e[k] = _mm_sub_ps(c[k], _mm_mul_ps(dy[k], _mm_sub_ps(px, ax[k])));
+            inside = _mm_and_ps(inside, _mm_cmpge_ps(e[k], zero));
+        }
+        const __m128 ws = _mm_add_ps(_mm_add_ps(_mm_mul_ps(e[0], iz[0]), _mm_mul_ps(e[1], iz[1])), _mm_mul_ps(e[2], iz[2]));
+        const __m128 z = _mm_div_ps(_mm_add_ps(_mm_add_ps(e[0], e[1]), e[2]), ws);
+        int hits = _mm_movemask_ps(_mm_and_ps(inside, _mm_cmpgt_ps(z, zero)));  // z > 0: rounding at slivers
+        hits &= (1 << (t.x1 - col + 1 < 4 ? t.x1 - col + 1 : 4)) - 1;  // lanes past the box
+        if (!hits) continue;
+        alignas(16) float zs[4];
+        _mm_store_ps(zs, z);
+        for (int lane = 0; lane < 4; ++lane) {
+            if (!(hits >> lane & 1)) continue;
+            const uint64_t key = raster_key(zs[lane], f);
+            if (key < krow[col + lane]) krow[col + lane] = key;
+        }
+    }
+#endif
+    for (; col <= t.x1; ++col) {  // the portable path (and what SSE2 covers, column by column)
+        float e[3];
+        const bool inside = raster_edges(t, row, col, e);
+        const float z = raster_depth(t, e);
+        const uint64_t key = raster_key(z, f);
+        const bool win = inside & (z > 0.f) & (key < krow[col]);
+        krow[col] = win ? key : krow[col];
+    }
 }
 
 }  // namespace
@@ -75,40 +125,13 @@ void rasterize_fwd_cpu(const float* verts, const int64_t* faces, int64_t n_faces
             RasterFace t;
             if (!raster_face(verts, faces, f, H, W, t)) continue;  // zero area
             const int ya = t.y0 > r0 ? t.y0 : r0, yb = t.y1 < r1 ? t.y1 : r1;
-            for (int row = ya; row <= yb; ++row) {
-                uint64_t* krow = keys.data() + size_t(row) * W;
-                for (int col = t.x0; col <= t.x1; ++col) {
-                    // branch-free: about half the candidates of small triangles are outside
-                    float e[3];
-                    const bool inside = raster_edges(t, row, col, e);
-                    const float z = raster_depth(t, e);
-                    const uint64_t key = raster_key(z, f);
-                    const bool win = inside & (z > 0.f) & (key < krow[col]);  // z > 0: rounding at slivers
-                    krow[col] = win ? key : krow[col];
-                }
-            }
+            for (int row = ya; row <= yb; ++row) depth_row(t, f, row, keys.data() + size_t(row) * W);
         }
     }
 
     const int64_t n_pix = int64_t(H) * W;
 #pragma omp parallel for num_threads(n_threads) schedule(static)
-    for (int64_t p = 0; p < n_pix; ++p) {
-        const uint64_t key = keys[p];
-        float* bp = bary + 3 * p;
-        if (key == kRasterEmpty) {
-            face_id[p] = -1;
-            bp[0] = bp[1] = bp[2] = 0.f;
-            depth[p] = 0.f;
-            continue;
-        }
-        const int64_t f = int64_t(key & 0xFFFFFFFFull);
-        RasterFace t;
-        raster_face(verts, faces, f, H, W, t);
-        float e[3];
-        raster_edges(t, int(p / W), int(p % W), e);
-        face_id[p] = f;
-        depth[p] = raster_interpolate(t, e, bp);
-    }
+    for (int64_t p = 0; p < n_pix; ++p) raster_resolve(verts, faces, H, W, keys[p], p, face_id, bary, depth);
 }
 
 void rasterize_bwd_cpu(const float* verts, const int64_t* faces, const int64_t* face_id, int H, int W,
