@@ -336,6 +336,8 @@ Tensor rasterize_bwd(Tensor verts, Tensor faces, Tensor face_id, std::optional<T
     verts = verts.contiguous();
     faces = faces.contiguous();
     face_id = face_id.contiguous();
+    TORCH_CHECK(face_id.numel() == 0 || face_id.max().item<int64_t>() < faces.size(0),
+                "face_id names a face beyond the ", faces.size(0), " faces");
     const int H = int(face_id.size(0)), W = int(face_id.size(1));
     auto grad_or_null = [&](std::optional<Tensor>& g, at::IntArrayRef shape, const char* name) -> const float* {
         if (!g.has_value() || !g->defined()) return nullptr;

@@ -23,13 +23,28 @@ int band_rows(int H, int n_threads) {
 }
 
 // Buffers kept between calls (per calling thread): fresh multi-megabyte allocations cost more in page
-// faults than the rasterization of a 256 x 256 view itself.
+// faults than the rasterization of a 256 x 256 view itself. One larger than kKeepBytes (a big render)
+// is freed after the call instead of being held for the life of the thread.
+constexpr size_t kKeepBytes = size_t(32) << 20;
+
+template <class T>
+void trim(std::vector<T>& v) {
+    if (v.capacity() * sizeof(T) > kKeepBytes) std::vector<T>().swap(v);
+}
+
 struct Workspace {
     std::vector<int32_t> rows;  // (F, 2) first and last band of each face, -1 when it draws nothing
     std::vector<int64_t> start;
     std::vector<int32_t> list;
     std::vector<uint64_t> keys;
     std::vector<float> grads;
+
+    void trim_all() {
+        trim(rows);
+        trim(list);
+        trim(keys);
+        trim(grads);
+    }
 };
 
 Workspace& workspace() {
@@ -73,7 +88,7 @@ inline void depth_row(const RasterFace& t, int64_t f, int row, uint64_t* krow) {
         }
     }
 #endif
-    for (; col <= t.x1; ++col) {  // the portable path (and what SSE2 covers, column by column)
+    for (; col <= t.x1; ++col) {  // the portable path (without SSE2)
         float e[3];
         const bool inside = raster_edges(t, row, col, e);
         const float z = raster_depth(t, e);
@@ -132,6 +147,7 @@ void rasterize_fwd_cpu(const float* verts, const int64_t* faces, int64_t n_faces
     const int64_t n_pix = int64_t(H) * W;
 #pragma omp parallel for num_threads(n_threads) schedule(static)
     for (int64_t p = 0; p < n_pix; ++p) raster_resolve(verts, faces, H, W, keys[p], p, face_id, bary, depth);
+    ws.trim_all();
 }
 
 void rasterize_bwd_cpu(const float* verts, const int64_t* faces, const int64_t* face_id, int H, int W,
@@ -159,6 +175,7 @@ void rasterize_bwd_cpu(const float* verts, const int64_t* faces, const int64_t* 
             gv[2] += gp[3 * k + 2];
         }
     }
+    workspace().trim_all();
 }
 
 }  // namespace recon
