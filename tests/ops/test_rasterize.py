@@ -122,7 +122,7 @@ def test_other_dtypes_and_bad_input_go_to_the_twin_or_fail_clearly(cpp):
         cpp["rasterize"](verts, faces + 1000, 16, 16)
 
 
-def test_public_op_uses_the_kernel(cpu_ext):
+def test_public_op_uses_the_kernel(cpu_ext):  # cpu_ext: the extension is built
     """``recon.ops.rasterize`` on CPU float32 runs the compiled kernel under the auto backend."""
     from recon.ops import backend, rasterize
 
@@ -130,11 +130,10 @@ def test_public_op_uses_the_kernel(cpu_ext):
     calls = []
     kernel = backend.get_kernel("rasterize", "cpu")
     assert kernel is not None
-    orig = cpu_ext.rasterize_fwd
     try:
         backend._KERNELS["cpu"]["rasterize"] = lambda *a: calls.append(1) or kernel(*a)
         out = rasterize(verts, faces, 40, 40)
     finally:
         backend._KERNELS["cpu"]["rasterize"] = kernel
-    assert calls == [1] and orig is cpu_ext.rasterize_fwd
+    assert calls == [1]
     assert torch.equal(out[0], rasterize_torch(verts, faces, 40, 40)[0])
