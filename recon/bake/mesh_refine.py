@@ -27,7 +27,7 @@ from torch import Tensor
 
 from ..core.log import get_logger
 from ..core.progress import progress_bar
-from ..render.mesh_raster import edge_neighbours, silhouette_antialias, uniform_laplacian, weld
+from ..render.mesh_raster import edge_neighbours, silhouette_antialias, UniformLaplacian, weld
 from .textured_mesh import TexturedMesh
 from .texture_refine import ResidualPyramid, lookup_texture
 
@@ -85,7 +85,7 @@ def refine_mesh(mesh: TexturedMesh, capture, normalization: np.ndarray, steps: i
     edge_len = float(np.linalg.norm(mesh.positions[mesh.faces[:, 0]] - mesh.positions[mesh.faces[:, 1]], axis=1).mean())
     faces = torch.as_tensor(welded, dtype=torch.long)
     neighbours = torch.as_tensor(edge_neighbours(welded))
-    lap = uniform_laplacian(welded, n)
+    lap = UniformLaplacian(welded, n)
     uv_faces = torch.as_tensor(mesh.uvs, dtype=torch.float32)[torch.as_tensor(mesh.faces, dtype=torch.long)]  # (F, 3, 2)
     offset = torch.nn.Parameter(torch.zeros(n, 3))  # in mean edge lengths
     pyramid = ResidualPyramid(mesh.base_color, levels)

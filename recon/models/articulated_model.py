@@ -44,7 +44,7 @@ from ..fields.hash_grid import HashGridEncoding
 from ..fields.mlp import MLP
 from ..fields.skinning import GaussianBones, blend, bone_transforms, chain_transforms, cycle_error, rotation
 from ..ops.rasterize import rasterize
-from ..render.mesh_raster import edge_neighbours, screen_vertices, silhouette_antialias, uniform_laplacian
+from ..render.mesh_raster import edge_neighbours, screen_vertices, silhouette_antialias, UniformLaplacian
 from .articulated_init import (carve, contact_depths, ground_plane, init_bones, instants_of, relative_motion,
                                root_translations, scene_depths, skeleton_parents, twist, world_up)
 from .base import SubjectModel
@@ -292,7 +292,7 @@ class ArticulatedModel(SubjectModel):
         """(F, 3) face neighbours and the uniform Laplacian of the canonical mesh (cached)."""
         if self._topology is None:
             f = self.faces.numpy()
-            self._topology = (torch.as_tensor(edge_neighbours(f)), uniform_laplacian(f, len(self.verts)))
+            self._topology = (torch.as_tensor(edge_neighbours(f)), UniformLaplacian(f, len(self.verts)))
         return self._topology
 
     def offsets(self, x: Tensor) -> Tensor:

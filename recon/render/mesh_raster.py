@@ -65,11 +65,6 @@ class UniformLaplacian:
         return x - total * self.inv_deg.to(x.dtype)
 
 
-def uniform_laplacian(faces: np.ndarray, n: int) -> UniformLaplacian:
-    """The uniform Laplacian of a triangle mesh with ``n`` vertices (``UniformLaplacian``)."""
-    return UniformLaplacian(faces, n)
-
-
 def _edge_values(xy: Tensor, p: Tensor) -> Tensor:
     """Edge functions (P, 3) of triangles xy (P, 3, 2) at points p (P, 2); edge k runs corner k+1 -> k+2.
 

@@ -7,7 +7,7 @@ import trimesh
 
 from recon.bake.extract import transform_points
 from recon.bake.mesh_refine import refine_mesh
-from recon.render.mesh_raster import edge_neighbours, silhouette_antialias, uniform_laplacian, weld
+from recon.render.mesh_raster import edge_neighbours, silhouette_antialias, UniformLaplacian, weld
 from recon.bake.preview import render
 from recon.eval.metrics import psnr
 
@@ -30,7 +30,7 @@ def test_uniform_laplacian_is_each_vertex_minus_the_mean_of_its_neighbours():
     for a, b in np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]]):
         adj[a, b] = adj[b, a] = 1
     L = torch.as_tensor(np.eye(n) - adj / adj.sum(1, keepdims=True), dtype=torch.float32)
-    lap = uniform_laplacian(faces, n)
+    lap = UniformLaplacian(faces, n)
     torch.testing.assert_close(lap(x), L @ x, atol=1e-5, rtol=1e-5)
     (g,) = torch.autograd.grad(lap(x).pow(2).sum(), x)
     torch.testing.assert_close(g, 2 * L.T @ (L @ x), atol=1e-4, rtol=1e-4)
