@@ -86,6 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_library_parser(sub)
     _add_ingest_parser(sub)
     _add_export_parser(sub)
+    _add_relight_parser(sub)
     _add_fit_parser(sub)
     return parser
 
@@ -349,6 +350,31 @@ def _cmd_export(args) -> int:
     return 0
 
 
+def _add_relight_parser(sub) -> None:
+    p = sub.add_parser(
+        "relight", help="render a PBR asset under another environment light: a picture or a turntable video",
+        description="Render ASSET (an <out>/asset folder or its .glb; fitted with --materials pbr) under the "
+                    "equirectangular HDR light ENV (.hdr or .exr, +Y up; or the name of a map installed by "
+                    "scripts/setup.sh: apartment, city, studio, sunset, ...) into OUT: .png/.jpg (one view) or "
+                    ".mp4 (a turntable).")
+    p.add_argument("asset", metavar="ASSET", help="asset folder or .glb")
+    p.add_argument("--env", required=True, metavar="ENV", help="environment map file or installed map name")
+    p.add_argument("--out", required=True, metavar="OUT", help="output .png, .jpg or .mp4")
+    p.add_argument("--size", type=int, default=512, help="image side in pixels (default 512)")
+    p.add_argument("--frames", type=int, default=48, help="turntable frames for .mp4 (default 48)")
+    p.add_argument("--exposure", type=float, default=1.0, help="scale on the light (default 1)")
+    _add_common_args(p)
+    p.set_defaults(func=_cmd_relight)
+
+
+def _cmd_relight(args) -> int:
+    from .bake.relight import relight_asset
+
+    out = relight_asset(args.asset, args.env, args.out, args.size, args.frames, args.exposure)
+    print(f"{out}: {args.asset} under {args.env}")
+    return 0
+
+
 def _add_fit_parser(sub) -> None:
     from .core.types import SUBJECT_KINDS
 
@@ -374,6 +400,10 @@ def _add_fit_parser(sub) -> None:
     p.add_argument("--minutes", type=float, help="training wall-time budget in minutes (config fit.minutes)")
     p.add_argument("--iterations", type=int, help="iteration budget (config fit.iterations)")
     p.add_argument("--backend", choices=["auto", "cuda", "cpp", "torch"], help="kernel backend (config backend)")
+    p.add_argument("--materials", choices=["pbr", "radiance"],
+                   help="pbr: fit albedo, roughness, metallic and the capture's light (a relightable asset, "
+                        "environment.hdr beside it); radiance: keep the captured colour, written unlit "
+                        "(config materials.mode; the presets say which is their default)")
     _add_up_arg(p)
     _add_mask_args(p)
     p.add_argument("--no-bake", action="store_true", help="stop after the fit (no OUT/asset/)")
@@ -390,7 +420,7 @@ def _cmd_fit(args) -> int:
     from .pipeline import fit, fitted_kind
 
     for opt, key in ((args.minutes, "fit.minutes"), (args.iterations, "fit.iterations"), (args.backend, "backend"),
-                     (args.up, "capture.up")):
+                     (args.up, "capture.up"), (args.materials, "materials.mode")):
         if opt is not None:
             args.overrides.append(f"{key}={opt}")
     args.overrides += _mask_overrides(args)

@@ -230,7 +230,7 @@ def fit(data, out: str | Path | None = None, *, subject: str = "auto", name: str
     with use_backend(cfg.backend):  # the bake renders the field with the kernels the fit used
         model = load_model(out)
         gt = cap_dir / "gt_mesh.ply" if cap_dir is not None and (cap_dir / "gt_mesh.ply").is_file() else None
-        common = dict(capture=cap, cfg=cfg.bake, gt_mesh=gt, fit_eval=fit_eval,
+        common = dict(capture=cap, cfg=cfg.bake, materials=cfg.materials, gt_mesh=gt, fit_eval=fit_eval,
                       provenance={k: v for k, v in prov.items() if v is not None}, overwrite=True)
         if hasattr(model, "rest_mesh"):  # a fitted mesh with a skeleton: rigged and animated as it is
             import numpy as np

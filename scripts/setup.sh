@@ -43,3 +43,13 @@ fi
 mkdir -p recon/bake/static
 cp -u tools/node_modules/@google/model-viewer/dist/model-viewer-umd.min.js recon/bake/static/model-viewer.min.js
 cp -u tools/node_modules/@google/model-viewer/LICENSE recon/bake/static/LICENSE-model-viewer.txt
+# CC0 Poly Haven environment maps (equirectangular OpenEXR, shipped by @pmndrs/assets as base64 data
+# URLs in .exr.js modules): decoded into the package for `recon relight --env NAME` and the tests
+mkdir -p recon/materials/envmaps
+for js in tools/node_modules/@pmndrs/assets/hdri/*.exr.js; do
+  exr="recon/materials/envmaps/$(basename "$js" .js)"
+  if [ ! -s "$exr" ]; then
+    sed -e 's/^[^,]*base64,//' -e "s/[\"'].*\$//" "$js" | base64 -d > "$exr.part" && mv "$exr.part" "$exr"
+  fi
+done
+cp -u tools/node_modules/@pmndrs/assets/LICENSE recon/materials/envmaps/LICENSE-poly-haven-CC0.txt

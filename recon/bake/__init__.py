@@ -15,9 +15,14 @@ animated (``rigging.rig_from``: joints, 4 skin weights per vertex, a glTF ``moti
 animation), held-out photos are compared with it posed at their instant, and ``motion.mp4``
 (each input frame beside the asset posed at it) joins the previews.
 
-The base colour is the field's view-averaged radiance: the capture's light is in it, so
-the asset is written unlit (``material: radiance``, glTF ``KHR_materials_unlit``) and its
-previews are rendered unlit. Every PSNR names what it measured: ``psnr_heldout_baked``
+The baked base colour is the field's view-averaged radiance: the capture's light is in it. With
+``materials.mode: radiance`` the asset keeps it and is written unlit (``material: radiance``, glTF
+``KHR_materials_unlit``, previews unlit). With ``pbr`` (``recon.materials``) albedo, roughness and
+metallic textures and the capture's environment light are fitted to the training photos: the asset is
+written lit (``material: pbr``, ORM texture), with ``environment.hdr`` (the recovered light, +Y up),
+held-out photos are compared with it under that light (``psnr_heldout_baked``; the radiance asset's
+score beside it as ``psnr_heldout_baked_radiance``), and the report shows it turning under other
+lights. Every PSNR names what it measured: ``psnr_heldout_baked``
 (the baked mesh against held-out photos; ``psnr_train_baked`` when the capture has no
 held-out views), ``psnr_heldout_field`` / ``psnr_train_field`` (the fitted field, from
 the fit's eval.json), each with ``_views``, ``_split`` and ``_region``.
@@ -36,7 +41,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..core.config import BakeConfig
+from ..core.config import BakeConfig, MaterialsConfig
 from ..core.errors import InputError
 from ..core.fsutil import atomic_dir
 from ..core.log import get_logger
@@ -55,6 +60,7 @@ __all__ = ["bake_asset", "export_asset", "SurfaceField", "as_surface_field", "ex
 log = get_logger(__name__)
 
 HELDOUT_VIEWS = 8  # held-out views rendered for PSNR and shown in the report
+RELIT_LIGHTS = ("studio", "sunset")  # installed environment maps a PBR asset's report shows it under
 
 
 def _as_matrix(t) -> np.ndarray:
@@ -78,10 +84,12 @@ def _capture_up(capture, normalization: np.ndarray) -> tuple[np.ndarray, str]:
     return np.asarray(meta["up"], np.float64), meta.get("up_method", "?")
 
 
-def _heldout(mesh: TexturedMesh, capture, normalization: np.ndarray) -> tuple[dict, list]:
-    """PSNR of the baked mesh (unlit, over white) against held-out photos (composited over white with masks);
-    against training photos, named so, when the capture holds none out. A rigged mesh is posed at each
-    photo's instant (``rigging.posed_at``)."""
+def _heldout(mesh: TexturedMesh, capture, normalization: np.ndarray, light: np.ndarray | None = None,
+             to_light: np.ndarray | None = None, key_suffix: str = "") -> tuple[dict, list]:
+    """PSNR of the baked mesh (over white) against held-out photos (composited over white with masks);
+    against training photos, named so, when the capture holds none out. A radiance mesh is rendered unlit,
+    a pbr one under the recovered capture ``light`` (``preview.render``). A rigged mesh is posed at each
+    photo's instant (``rigging.posed_at``). ``key_suffix`` is appended to the metric names."""
     from ..eval.metrics import mask_iou, psnr
     from .preview import render
     from .rigging import posed_at
@@ -93,8 +101,9 @@ def _heldout(mesh: TexturedMesh, capture, normalization: np.ndarray) -> tuple[di
     if len(idx) == 0:
         return {}, []
     cams = capture.cameras[idx].transformed(np.linalg.inv(normalization))
+    lit = light is not None and not mesh.unlit
     if mesh.rig is None:
-        views = render(mesh, cams, lit=False)
+        views = render(mesh, cams, lit=lit, light=light, to_light=to_light)
     else:
         views = [render(posed_at(mesh, capture.frames[i].index), cams[[k]], lit=False)[0] for k, i in enumerate(idx)]
     scores, ious, pairs = [], [], []
@@ -109,12 +118,14 @@ def _heldout(mesh: TexturedMesh, capture, normalization: np.ndarray) -> tuple[di
             scores.append(psnr(v["rgb"], photo, mask=v["alpha"] > 0.5))
         pairs.append(((photo * 255 + 0.5).astype(np.uint8), (np.clip(v["rgb"], 0, 1) * 255 + 0.5).astype(np.uint8),
                       f"{capture.frames[i].name}: PSNR {scores[-1]:.2f} dB"))
-    key = "psnr_heldout_baked" if split == "test" else "psnr_train_baked"
+    key = ("psnr_heldout_baked" if split == "test" else "psnr_train_baked") + key_suffix
     region = "full frame, photo over white outside its mask" if capture.masks is not None else \
         "inside the asset's silhouette (no masks)"
     out = {key: float(np.mean(scores)), f"{key}_views": len(scores), f"{key}_split": split, f"{key}_region": region}
     if ious:  # the baked silhouette against the capture's masks
         out[f"mask_iou_{key[5:]}"] = float(np.mean(ious))
+    if lit:
+        out[f"{key}_shading"] = "PBR materials under the light recovered from the training photos"
     return out, pairs
 
 
@@ -167,7 +178,7 @@ def _fold_fit_scores(metrics: dict, fit_eval: dict) -> None:
 def bake_asset(field, normalization: np.ndarray | None, out_dir: str | Path, name: str, capture=None,
                cfg: BakeConfig | None = None, *, gt_mesh=None, occupancy=None, fit_eval: dict | None = None,
                provenance: dict | None = None, overwrite: bool = False, surface_mesh=None,
-               rig_source=None) -> dict:
+               rig_source=None, materials: MaterialsConfig | None = None) -> dict:
     """Bake ``field`` into ``out_dir/asset/`` (see the module docstring); returns the metrics.
 
     field: a ``SurfaceField`` or anything ``as_surface_field`` accepts (recon.fields).
@@ -190,6 +201,10 @@ def bake_asset(field, normalization: np.ndarray | None, out_dir: str | Path, nam
     rig_source: a model with a skeleton (``skeleton()``, ``skin(x)``; ``recon.models.articulated_model``):
         the asset is rigged and animated (``rigging.rig_from``), photos are compared with it posed at
         their instant, and the rest mesh is not refined against the (posed) photos.
+    materials: ``mode: pbr`` fits albedo, roughness, metallic and the capture's light to the training
+        photos (``recon.materials``; not for a rigged asset, whose photos show it posed): the asset is
+        written lit, with ``environment.hdr`` and a relit turntable per installed light in the report;
+        None or ``radiance``: the captured colour, written unlit.
     """
     import trimesh
 
@@ -239,12 +254,24 @@ def bake_asset(field, normalization: np.ndarray | None, out_dir: str | Path, nam
     scale = _scale(N)
     up, up_method = _capture_up(capture, N)
     A = upright_transform(up, asset.positions)  # capture's frame (original units) -> the asset's
+    light, radiance_asset = None, None
+    if materials is not None and materials.mode == "pbr":
+        if capture is None or capture.cameras is None or asset.rig is not None:
+            log.warning("materials: no PBR fit for %s (kept the captured radiance)",
+                        "a rigged asset" if asset.rig is not None else "an asset without photos")
+        else:
+            from ..materials import fit_materials
+
+            fit = fit_materials(asset, capture, N, materials, to_light=A[:3, :3])
+            radiance_asset, light = asset, fit.environment
+            asset = asset.with_(base_color=fit.albedo, orm=fit.orm, material="pbr")
+            fit_stats.update(fit.stats)
     frame = {"up": [float(v) for v in up], "up_method": up_method, "asset_from_capture": A.round(9).tolist(),
              "note": "asset = asset_from_capture @ capture-frame point (rigid, units kept); "
                      "its inverse returns the asset to the capture's frame"}
     prov = {k: provenance[k] for k in ("kind", "requested_subject") if k in (provenance or {})}
     metrics: dict = {
-        "name": name, **prov, "material": "radiance", "triangles": int(len(mesh.faces)),
+        "name": name, **prov, "material": asset.material, "triangles": int(len(mesh.faces)),
         "vertices": int(len(mesh.vertices)),
         "watertight": bool(mesh.is_watertight), "extracted_triangles": int(len(fine.faces)),
         "extracted_watertight": bool(fine.is_watertight), "extraction_resolution": cfg.resolution,
@@ -263,8 +290,10 @@ def bake_asset(field, normalization: np.ndarray | None, out_dir: str | Path, nam
         metrics.update(chamfer=cf["chamfer"], fscore=cf["fscore"], fscore_threshold=thr)
     pairs = []
     if capture is not None:
-        heldout, pairs = _heldout(asset, capture, N)
+        heldout, pairs = _heldout(asset, capture, N, light, A)
         metrics.update(heldout)
+        if radiance_asset is not None:  # the same capture's radiance asset, for comparison
+            metrics.update(_heldout(radiance_asset, capture, N, key_suffix="_radiance")[0])
     if fit_eval is not None:
         _fold_fit_scores(metrics, fit_eval)
     asset = asset.transformed(A)
@@ -278,8 +307,19 @@ def bake_asset(field, normalization: np.ndarray | None, out_dir: str | Path, nam
             from .writers import write_posed_meshes
 
             files += [f"posed/{p.name}" for p in write_posed_meshes(asset, tmp / "posed")]
-        previews = write_previews(asset, tmp, cfg.turntable_frames, cfg.preview_size)
+        previews = write_previews(asset, tmp, cfg.turntable_frames, cfg.preview_size, light=light)
         metrics["turntable_codec"] = previews["turntable_codec"]
+        relit = {}
+        if light is not None:
+            from ..render.environment import builtin_environments, load_environment, save_environment
+            from .preview import relit_turntables
+
+            save_environment(tmp / "environment.hdr", light)
+            files.append("environment.hdr")
+            maps = builtin_environments()
+            lights = {"the recovered capture light": light}
+            lights.update({n: load_environment(maps[n]) for n in RELIT_LIGHTS if n in maps})
+            relit = relit_turntables(asset, cfg.turntable_frames, cfg.preview_size // 2, lights)
         videos = {}  # a rigged asset's report plays its animation, shows its rest pose and its motion
         if asset.rig is not None:
             from .preview import write_motion_video
@@ -301,11 +341,13 @@ def bake_asset(field, normalization: np.ndarray | None, out_dir: str | Path, nam
             if capture.masks is not None:
                 inputs = [mask_overlay(im, capture.masks[i]) for im, i in zip(inputs, pick)]
                 masks_note = (capture.meta.get("masks") or {}).get("method", "the capture's own")
-        textures = {"base colour": asset.base_color}
+        textures = {"albedo" if asset.material == "pbr" else "base colour": asset.base_color}
+        if asset.orm is not None:
+            textures["occlusion / roughness / metallic"] = asset.orm
         if asset.normal_map is not None:
             textures["normal"] = asset.normal_map
         page = build_report(name, (tmp / f"{name}.glb").read_bytes(), metrics, previews["thumb"], inputs, pairs,
-                            textures, _report_camera(capture, N, A, asset), masks_note, **videos)
+                            textures, _report_camera(capture, N, A, asset), masks_note, relit=relit, **videos)
         (tmp / "report.html").write_text(page, encoding="utf-8")
         (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2))
         if provenance is not None:

@@ -29,7 +29,7 @@ from ..core.log import get_logger
 from ..core.progress import progress_bar
 from ..render.mesh_raster import edge_neighbours, silhouette_antialias, UniformLaplacian, weld
 from .textured_mesh import TexturedMesh
-from .texture_refine import ResidualPyramid, lookup_texture
+from ..render.texture_lookup import ResidualPyramid, lookup_texture
 
 log = get_logger(__name__)
 

@@ -49,25 +49,38 @@ def orbit_cameras(center: np.ndarray, radius: float, n: int, size: int, up=(0.0,
     return Cameras.create(look_at(eyes, center, up), f, f, size / 2, size / 2, size, size)
 
 
-def render(mesh: TexturedMesh, cameras: Cameras, lit: bool | None = None, supersample: int = 2) -> list[dict]:
+def render(mesh: TexturedMesh, cameras: Cameras, lit: bool | None = None, supersample: int = 2,
+           light: np.ndarray | None = None, to_light: np.ndarray | None = None) -> list[dict]:
     """``render_views`` of the asset: dicts with rgb (H, W, 3) float in [0, 1] over white and alpha.
 
-    lit: Lambert shading; None: lit unless the mesh's colour is radiance.
+    lit: shaded; None: lit unless the mesh's colour is radiance. A lit ``pbr`` mesh under an environment
+    ``light`` ((h, 2h, 3) linear equirectangular map, +Y up; ``to_light`` rotates the mesh frame into it)
+    is shaded with its materials (``recon.materials.PbrShader``); otherwise lit means Lambert under a
+    fixed light.
     """
     from ..render.mesh_render import render_views
 
     if lit is None:
         lit = not mesh.unlit
+    shader = None
+    if lit and light is not None and not mesh.unlit:
+        import torch
 
+        from ..materials import PbrShader
+        from ..render.environment import LightProbe
+
+        shader = PbrShader(mesh, LightProbe.from_map(torch.as_tensor(light)), to_light)
     return render_views(synth_mesh(mesh), cameras, supersample=supersample,
-                        shading="lambert" if lit else "unlit")
+                        shading="lambert" if lit else "unlit", shader=shader)
 
 
-def turntable(mesh: TexturedMesh, frames: int, size: int, up=(0.0, 1.0, 0.0)) -> list[np.ndarray]:
-    """One revolution around ``up``: ``frames`` (size, size, 3) uint8 images."""
+def turntable(mesh: TexturedMesh, frames: int, size: int, up=(0.0, 1.0, 0.0), light: np.ndarray | None = None
+              ) -> list[np.ndarray]:
+    """One revolution around ``up``: ``frames`` (size, size, 3) uint8 images (a pbr mesh under ``light``
+    when given, see ``render``)."""
     sm = synth_mesh(mesh)
     cams = orbit_cameras(sm.center, sm.radius, frames, size, up)
-    return [_u8(v["rgb"]) for v in render(mesh, cams)]
+    return [_u8(v["rgb"]) for v in render(mesh, cams, light=light)]
 
 
 def _u8(x: np.ndarray) -> np.ndarray:
@@ -110,18 +123,26 @@ def encode_video(frames: list[np.ndarray], fps: int = 24, what: str = "turntable
     return buf.getvalue(), name
 
 
-def write_previews(mesh: TexturedMesh, out_dir: Path, frames: int, size: int, up=(0.0, 1.0, 0.0)) -> dict:
-    """thumb.png (the first turntable frame) and turntable.mp4 in ``out_dir``.
+def write_previews(mesh: TexturedMesh, out_dir: Path, frames: int, size: int, up=(0.0, 1.0, 0.0),
+                   light: np.ndarray | None = None) -> dict:
+    """thumb.png (the first turntable frame) and turntable.mp4 in ``out_dir`` (a pbr mesh under ``light``,
+    the recovered capture light, when given).
 
     Returns {"thumb": the thumbnail (size, size, 3) uint8, "turntable_codec": codec name}.
     """
     from .writers._png import encode_png
 
-    images = turntable(mesh, frames, size, up)
+    images = turntable(mesh, frames, size, up, light)
     (out_dir / "thumb.png").write_bytes(encode_png(images[0]))
     data, codec = encode_video(images)
     (out_dir / "turntable.mp4").write_bytes(data)
     return {"thumb": images[0], "turntable_codec": codec}
+
+
+def relit_turntables(mesh: TexturedMesh, frames: int, size: int, lights: dict[str, np.ndarray]) -> dict[str, bytes]:
+    """Name -> mp4 bytes: a pbr mesh turning under each environment light (the report's relit turntables)."""
+    return {name: encode_video(turntable(mesh, frames, size, light=env), what=f"relit turntable ({name})")[0]
+            for name, env in lights.items()}
 
 
 def _resized(img: np.ndarray, width: int, height: int) -> np.ndarray:

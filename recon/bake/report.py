@@ -114,7 +114,7 @@ def build_report(name: str, glb: bytes, metrics: dict, thumb: np.ndarray | None 
                  inputs: list[np.ndarray] = (), pairs: list[tuple[np.ndarray, np.ndarray, str]] = (),
                  textures: dict[str, np.ndarray] | None = None, camera: dict[str, str] | None = None,
                  masks_note: str | None = None, motion: bytes | None = None, turntable: bytes | None = None,
-                 animation: str | None = None) -> str:
+                 animation: str | None = None, relit: dict[str, bytes] | None = None) -> str:
     """The report page as a string.
 
     inputs: capture frames (H, W, 3) uint8 for the strip (with their masks overlaid, ``mask_overlay``,
@@ -122,7 +122,8 @@ def build_report(name: str, glb: bytes, metrics: dict, thumb: np.ndarray | None 
     for held-out views; textures: name -> (H, W, 3) uint8 texture shown small; camera: where
     the 3D view opens (``viewer_camera``: the first held-out photo's camera), else model-viewer's default.
     motion / turntable: mp4 bytes (``preview.write_motion_video``, turntable.mp4) for the Motion section;
-    animation: the glb's animation the 3D view plays (a rigged asset's ``writers.glb.ANIMATION``).
+    animation: the glb's animation the 3D view plays (a rigged asset's ``writers.glb.ANIMATION``);
+    relit: light name -> mp4 bytes, a PBR asset turning under other lights (the Relit section).
     """
     from .. import __version__
 
@@ -163,6 +164,10 @@ def build_report(name: str, glb: bytes, metrics: dict, thumb: np.ndarray | None 
         note = f", subject masks overlaid: {html.escape(masks_note)}" if masks_note else ""
         parts.append(f"<h2>Inputs ({len(inputs)} frames shown{note})</h2><div class=strip>")
         parts += [f"<img src='{_img_uri(im, 192)}'>" for im in inputs]
+        parts.append("</div>")
+    if relit:
+        parts.append("<h2>Relit</h2><div class=videos>")
+        parts += [_video_tag(data, f"under {html.escape(name)}") for name, data in relit.items()]
         parts.append("</div>")
     if motion is not None or turntable is not None:
         parts.append("<h2>Motion</h2><div class=videos>")

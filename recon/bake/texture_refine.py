@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from ..core.log import get_logger
+from ..render.texture_lookup import ResidualPyramid, lookup_texture
 from .textured_mesh import TexturedMesh
 
 log = get_logger(__name__)
@@ -26,69 +26,15 @@ log = get_logger(__name__)
 def photo_samples(mesh: TexturedMesh, capture, normalization: np.ndarray, max_views: int = 100
                   ) -> tuple[torch.Tensor, torch.Tensor]:
     """Texture coordinates (P, 2) and photo colours (P, 3) in [0, 1] of covered, in-mask training pixels."""
-    from ..ops.rasterize import rasterize
-    from ..render.mesh_raster import screen_vertices
+    from ..render.mesh_raster import covered_pixels
 
-    idx = capture.split_indices("train", max_views)
-    cams = capture.cameras[idx].transformed(np.linalg.inv(normalization))
-    verts = torch.as_tensor(mesh.positions, dtype=torch.float64)
-    faces = torch.as_tensor(mesh.faces, dtype=torch.long)
     uvs = torch.as_tensor(mesh.uvs, dtype=torch.float64)
+    faces = torch.as_tensor(mesh.faces, dtype=torch.long)
     uv_all, rgb_all = [], []
-    for k, i in enumerate(idx):
-        H, W = int(cams.height[k]), int(cams.width[k])
-        fid, bary, _ = rasterize(screen_vertices(verts, cams, k), faces, H, W)
-        hit = fid >= 0
-        if capture.masks is not None:
-            hit &= torch.as_tensor(capture.masks[i] > 127)
-        f = fid[hit]
-        uv_all.append((bary[hit][..., None] * uvs[faces[f]]).sum(1).float())
-        rgb_all.append(torch.as_tensor(capture.images[i])[hit].float() / 255)
+    for px in covered_pixels(mesh.positions, mesh.faces, capture, normalization, max_views):
+        uv_all.append((px.bary[..., None] * uvs[faces[px.face]]).sum(1).float())
+        rgb_all.append(px.rgb)
     return torch.cat(uv_all), torch.cat(rgb_all)
-
-
-def lookup_texture(tex: torch.Tensor, uv: torch.Tensor) -> torch.Tensor:
-    """Bilinear lookups of a (S, S, 3) texture at glTF uvs (P, 2) -> (P, 3)."""
-    return _lookup_chw(tex.permute(2, 0, 1), uv)
-
-
-def _lookup_chw(tex: torch.Tensor, uv: torch.Tensor) -> torch.Tensor:
-    """``lookup_texture`` of a channels-first (3, S, S) texture."""
-    grid = (uv * 2 - 1)[None, None]  # x = u across columns, y = v down rows
-    return F.grid_sample(tex[None], grid, mode="bilinear", align_corners=False)[0, :, 0].T
-
-
-class ResidualPyramid(torch.nn.Module):
-    """A base-colour texture as the baked one plus a pyramid of residuals (S, S/2, ... texels).
-
-    A photo pixel then also corrects the texels around the ones it samples: texels seen by no
-    training pixel but by a held-out view follow their neighbours instead of keeping the
-    field's colour beside fitted ones. Stored channels-first (3, s, s), as the lookups take them.
-    """
-
-    def __init__(self, base_color: np.ndarray, levels: int = 4):
-        super().__init__()
-        self.register_buffer("base", torch.as_tensor(base_color).float().permute(2, 0, 1).contiguous() / 255)
-        S = self.base.shape[1]
-        self.levels = torch.nn.ParameterList(
-            [torch.nn.Parameter(torch.zeros(3, max(1, S >> k), max(1, S >> k))) for k in range(levels)])
-
-    def texture(self) -> torch.Tensor:
-        """(S, S, 3) float texture, not clamped."""
-        S = self.base.shape[1]
-        up = [lv if lv.shape[1] == S else F.interpolate(lv[None], size=(S, S), mode="bilinear",
-                                                        align_corners=False)[0] for lv in self.levels]
-        return (self.base + sum(up)).permute(1, 2, 0)
-
-    def sample(self, uv: torch.Tensor) -> torch.Tensor:
-        """(P, 3) colour at glTF uvs (P, 2): each level looked up at uv and summed. For training steps: it
-        touches P points instead of building the full texture (``texture``), whose bilinear lookup it
-        matches up to the residual levels being interpolated once rather than upsampled, then looked up."""
-        return _lookup_chw(self.base, uv) + sum(_lookup_chw(lv, uv) for lv in self.levels)
-
-    def to_u8(self) -> np.ndarray:
-        with torch.no_grad():
-            return (self.texture().clamp(0, 1).numpy() * 255 + 0.5).astype(np.uint8)
 
 
 def refine_base_color(mesh: TexturedMesh, capture, normalization: np.ndarray, steps: int = 300,

@@ -5,8 +5,12 @@ gradients inside faces only).
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
+from dataclasses import dataclass
+
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from ..core.types import Cameras
@@ -21,6 +25,46 @@ def screen_vertices(vertices: Tensor, cams: Cameras, i: int) -> Tensor:
     u = float(cams.fx[i]) * pc[:, 0] / zs + float(cams.cx[i])
     v = float(cams.fy[i]) * pc[:, 1] / zs + float(cams.cy[i])
     return torch.stack([u, v, z], 1).float()
+
+
+@dataclass(frozen=True)
+class CoveredPixels:
+    """The pixels of one photo that a mesh covers (and its mask keeps): what a texture or material fit sees.
+
+    view: the capture's frame index; eye: (3,) camera centre (mesh frame); face: (P,) face ids;
+    bary: (P, 3) float64 barycentrics at the pixel centres; rgb: (P, 3) float32 photo colour in [0, 1].
+    """
+
+    view: int
+    eye: Tensor
+    face: Tensor
+    bary: Tensor
+    rgb: Tensor
+
+
+def covered_pixels(vertices: np.ndarray, faces: np.ndarray, capture, normalization: np.ndarray,
+                   max_views: int = 100, erode: int = 0) -> Iterator[CoveredPixels]:
+    """Rasterize the mesh (vertices (V, 3) in the capture's original frame, faces (F, 3)) into up to
+    ``max_views`` training photos of the normalised ``capture``; yields each photo's covered, in-mask pixels.
+    erode: drop pixels within this many pixels of the coverage's or the mask's edge (their colour mixes
+    subject and background)."""
+    from ..ops.rasterize import rasterize
+
+    idx = capture.split_indices("train", max_views)
+    cams = capture.cameras[idx].transformed(np.linalg.inv(normalization))
+    verts = torch.as_tensor(vertices, dtype=torch.float64)
+    faces_t = torch.as_tensor(faces, dtype=torch.long)
+    for k, i in enumerate(idx):
+        H, W = int(cams.height[k]), int(cams.width[k])
+        fid, bary, _ = rasterize(screen_vertices(verts, cams, k), faces_t, H, W)
+        hit = fid >= 0
+        if capture.masks is not None:
+            hit &= torch.as_tensor(capture.masks[i] > 127)
+        if erode > 0:  # a min-filter of the coverage
+            hit = -F.max_pool2d(-hit.float()[None, None], 2 * erode + 1, 1, erode)[0, 0] > 0.5
+        yield CoveredPixels(view=int(i), eye=torch.as_tensor(cams.c2w[k, :3, 3], dtype=torch.float64),
+                            face=fid[hit], bary=bary[hit].double(),
+                            rgb=torch.as_tensor(capture.images[i])[hit].float() / 255)
 
 
 def weld(positions: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

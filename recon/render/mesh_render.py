@@ -12,6 +12,8 @@ Colour is the mesh's base colour, unlit by default: the texture is treated as
 sRGB and copied as-is, so every view sees the same colour at a surface point (what
 an albedo / radiance field should recover). ``shading="lambert"`` multiplies it by
 a fixed-direction diffuse light plus ambient, for images that look more natural.
+A ``shader`` (``Shader``: e.g. ``recon.materials.PbrShader``, PBR materials under an
+environment light) replaces both and gives the colour from the surface point and the view.
 
 Anti-aliasing: colour and alpha are rendered at ``supersample`` times the size and
 box-filtered. Depth and normals are exact values at the pixel centres (one extra
@@ -23,7 +25,7 @@ A pixel on the silhouette may therefore have alpha in (0, 1) but depth 0.
 """
 from __future__ import annotations
 
-from typing import Literal, Protocol
+from typing import Callable, Literal, Protocol
 
 import numpy as np
 import torch
@@ -42,9 +44,14 @@ class SurfaceMesh(Protocol):
         """(N, 3) sRGB base colour at N surface points (face ids (N,), barycentrics (N, 3))."""
 
 
+# shader(face (N,), bary (N, 3), view (N, 3) unit directions from the points to the camera) -> (N, 3) sRGB
+Shader = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+
+
 def render_views(mesh: SurfaceMesh, cameras: Cameras, *, supersample: int = 2,
                  shading: Literal["unlit", "lambert"] = "unlit", background=(1.0, 1.0, 1.0),
-                 light_dir=(0.3, -1.0, 0.4), ambient: float = 0.35) -> list[dict[str, np.ndarray]]:
+                 light_dir=(0.3, -1.0, 0.4), ambient: float = 0.35,
+                 shader: Shader | None = None) -> list[dict[str, np.ndarray]]:
     """Render every camera. Returns one dict per view with float32 arrays:
 
     rgb (H, W, 3) sRGB in [0, 1], composited over ``background``;
@@ -52,7 +59,7 @@ def render_views(mesh: SurfaceMesh, cameras: Cameras, *, supersample: int = 2,
     normal (H, W, 3) world-space unit face normal at pixel centres (0 = background).
 
     ``light_dir`` (world, pointing from the light) and ``ambient`` are used with
-    ``shading="lambert"`` only.
+    ``shading="lambert"`` only; a ``shader`` overrides ``shading``.
     """
     if cameras.has_distortion:
         raise ValueError("render_views draws pinhole cameras only; these cameras have distortion")
@@ -78,8 +85,13 @@ def render_views(mesh: SurfaceMesh, cameras: Cameras, *, supersample: int = 2,
         color = torch.zeros(H * ss, W * ss, 3)
         if hit.any():
             f = fid[hit]
-            c = mesh.albedo(f, bary[hit])
-            if shading == "lambert":
+            if shader is not None:
+                eye = torch.as_tensor(cameras.c2w[i, :3, 3], dtype=torch.float64)
+                points = (bary[hit].double()[..., None] * tri[f]).sum(1)
+                c = shader(f, bary[hit], F.normalize(eye - points, dim=-1).float())
+            else:
+                c = mesh.albedo(f, bary[hit])
+            if shader is None and shading == "lambert":
                 n = face_normals[f]
                 view = torch.as_tensor(cameras.c2w[i, :3, 2], dtype=torch.float32)
                 n = torch.where((n @ view)[:, None] > 0, -n, n)  # the side facing the camera

@@ -21,6 +21,7 @@ import torch
 from torch import Tensor
 
 from ..core.errors import InputError
+from ..render.colorspace import linear_to_srgb, srgb_to_linear
 from .procedural_texture import ProceduralTexture
 
 
@@ -92,14 +93,6 @@ def sample_texture(texture: Tensor, uv: Tensor) -> Tensor:
     top = flat[r0 * W + c0] * (1 - fx) + flat[r0 * W + c1] * fx
     bottom = flat[r1 * W + c0] * (1 - fx) + flat[r1 * W + c1] * fx
     return top * (1 - fy) + bottom * fy
-
-
-def srgb_to_linear(c: np.ndarray) -> np.ndarray:
-    return np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
-
-
-def linear_to_srgb(c: np.ndarray) -> np.ndarray:
-    return np.where(c <= 0.0031308, c * 12.92, 1.055 * np.power(np.clip(c, 0.0031308, None), 1 / 2.4) - 0.055)
 
 
 def _base_color_texture(visual) -> tuple[np.ndarray, np.ndarray] | None:

@@ -49,7 +49,7 @@ def test_pyramid_samples_match_the_texture_it_writes():
     the two agree exactly; the coarse residual levels differ only by how they are interpolated."""
     import torch
 
-    from recon.bake.texture_refine import ResidualPyramid, lookup_texture
+    from recon.render.texture_lookup import ResidualPyramid, lookup_texture
 
     gen = torch.Generator().manual_seed(0)
     base = (torch.rand(64, 64, 3, generator=gen) * 255).to(torch.uint8).numpy()

@@ -1,0 +1,252 @@
+"""Inverse rendering on the baked mesh: albedo, roughness and metallic textures plus the capture's
+environment light, fitted to the training photos (masks respected), the mesh held fixed.
+
+Every covered, in-mask training pixel gives a surface point (uv, shading normal, direction to the
+camera) and a target colour. The model renders each as ``recon.render.shading.shade_pbr`` under a
+light fitted as order-2 spherical harmonics (9 x 3 coefficients: a low-frequency light, which is what
+a diffuse surface reveals; drawn as a ``light_height`` x 2 ``light_height`` map whose SH irradiance and
+split-sum stack are linear in it, so the light gets gradients), times an optional per-photo exposure /
+white balance, encoded to sRGB and compared with the photo.
+
+Initialisation: albedo = the baked radiance (linear), light = uniform radiance 1 (so a white Lambert
+surface reflects exactly 1: the initial render is the radiance asset plus a faint specular),
+roughness 0.6, metallic 0. Priors, as nvdiffrec's: albedo, roughness and metallic piecewise smooth
+(L1 between a point and a jittered neighbour in the texture), metallic pulled to 0 (most captured
+things are dielectric), the light's colour pulled to its luminance (a neutral light; a coloured cast
+goes to the albedo). A diffuse surface can be explained by any light (the albedo follows): the
+shading prior picks the light under which surface points a few percent apart imply the same albedo
+luminance (L1, so real albedo edges cost little). The albedo-light scale is not observable, only
+their product (albedo is reported after a per-channel scale, as the literature does).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..core.config import MaterialsConfig
+from ..core.log import get_logger
+from ..core.progress import track
+from ..render.colorspace import linear_to_srgb, srgb_to_linear
+from ..render.environment import LightProbe, directions, sh_basis
+from ..render.mesh_raster import covered_pixels
+from ..render.shading import shade_pbr
+from ..render.texture_lookup import ResidualPyramid
+from .surface import SurfaceAttributes
+
+log = get_logger(__name__)
+
+_LUMA = torch.tensor([0.2126, 0.7152, 0.0722])
+GRAZING = 0.15  # observations with n.v below this are not fitted
+
+
+@dataclass(frozen=True)
+class Observations:
+    """Training-photo pixels on the mesh. uv (P, 2); normal, view (P, 3) unit, in the light's frame;
+    rgb (P, 3) sRGB target in [0, 1]; photo (P,) index into the fitted photos; point (P, 3) position."""
+
+    uv: torch.Tensor
+    normal: torch.Tensor
+    view: torch.Tensor
+    rgb: torch.Tensor
+    photo: torch.Tensor
+    point: torch.Tensor
+
+    def __len__(self) -> int:
+        return len(self.uv)
+
+    def take(self, sel: torch.Tensor) -> "Observations":
+        return Observations(self.uv[sel], self.normal[sel], self.view[sel], self.rgb[sel], self.photo[sel],
+                            self.point[sel])
+
+
+def observations(mesh, capture, normalization: np.ndarray, to_light: np.ndarray | None, max_samples: int,
+                 seed: int = 0) -> tuple[Observations, int]:
+    """The training photos' covered pixels as ``Observations`` (a random ``max_samples`` of them) and the
+    number of photos. Pixels within 2 of a silhouette or mask edge, or seen at grazing angles, are left out."""
+    surf = SurfaceAttributes(mesh)
+    R = torch.eye(3) if to_light is None else torch.as_tensor(np.asarray(to_light)[:3, :3], dtype=torch.float32)
+    parts = []
+    for k, px in enumerate(covered_pixels(mesh.positions, mesh.faces, capture, normalization, erode=2)):
+        uv = surf.uv(px.face, px.bary)
+        n = surf.normal(px.face, px.bary, uv)
+        p = surf.points(px.face, px.bary)
+        v = F.normalize(px.eye - p, dim=-1).float()
+        ok = (n * v).sum(-1) > GRAZING  # grazing views: texture and geometry errors dominate
+        parts.append((uv[ok], n[ok] @ R.T, v[ok] @ R.T, px.rgb[ok], torch.full((int(ok.sum()),), k), p.float()[ok]))
+    obs = Observations(*(torch.cat(p) for p in zip(*parts)))
+    if len(obs) > max_samples:
+        gen = torch.Generator().manual_seed(seed)
+        obs = obs.take(torch.randperm(len(obs), generator=gen)[:max_samples])
+    return obs, len(parts)
+
+
+def neighbour_pairs(points: torch.Tensor, anchors: int = 512, k: int = 6, sets: int = 16, seed: int = 0
+                    ) -> torch.Tensor:
+    """(M, 2) indices of observation pairs some way apart on the surface: ``sets`` draws of ``anchors``
+    random observations, each anchor paired with its k nearest others of its draw. With a few hundred
+    anchors the pairs span a few percent of the subject: far enough for the shading to differ, near
+    enough to share an albedo mostly (pixel noise and texture detail swamp the shading between closer ones)."""
+    from scipy.spatial import cKDTree
+
+    gen = torch.Generator().manual_seed(seed)
+    out = []
+    for _ in range(sets):
+        idx = torch.randperm(len(points), generator=gen)[:anchors]
+        pts = points[idx].double().numpy()
+        _, nb = cKDTree(pts).query(pts, k=min(k + 1, len(pts)))
+        a = np.repeat(np.arange(len(pts)), nb.shape[1] - 1)
+        out.append(torch.stack([idx[a], idx[nb[:, 1:].reshape(-1)]], 1))
+    return torch.cat(out)
+
+
+class MaterialModel(torch.nn.Module):
+    """The fitted unknowns: albedo (linear) and roughness/metallic textures, the light, per-photo gains."""
+
+    def __init__(self, base_color: np.ndarray, photos: int, cfg: MaterialsConfig):
+        super().__init__()
+        albedo = srgb_to_linear(torch.as_tensor(base_color).float() / 255)
+        self.albedo = ResidualPyramid(albedo, 4)
+        s = max(8, albedo.shape[0] // cfg.orm_downscale)
+        rm = torch.tensor([cfg.init_roughness, 0.0]).expand(s, s, 2).contiguous()
+        self.rough_metal = ResidualPyramid(rm, 3)
+        h = cfg.light_height
+        self.register_buffer("basis", sh_basis(directions(h, 2 * h)))  # (h, 2h, 9)
+        sh = torch.zeros(9, 3)
+        sh[0] = math.sqrt(4 * math.pi)  # uniform radiance 1
+        self.light_sh = torch.nn.Parameter(sh)
+        self.log_gain = torch.nn.Parameter(torch.zeros(photos, 3), requires_grad=cfg.exposure)
+
+    def light(self) -> torch.Tensor:
+        """(h, 2h, 3) linear radiance: the order-2 spherical harmonics light, clamped at 0."""
+        return (self.basis @ self.light_sh).clamp_min(0)
+
+    def gains(self) -> torch.Tensor:
+        """(photos, 3) per-photo exposure x white balance, geometric mean 1 per channel."""
+        return (self.log_gain - self.log_gain.mean(0, keepdim=True)).exp()
+
+    def materials(self, uv: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """albedo (P, 3), roughness (P,), metallic (P,) at uvs (P, 2)."""
+        rm = self.rough_metal.sample(uv)
+        return self.albedo.sample(uv).clamp(0, 1), rm[:, 0].clamp(0.05, 1), rm[:, 1].clamp(0, 1)
+
+    def render(self, obs: Observations, probe: LightProbe) -> torch.Tensor:
+        """(P, 3) sRGB renders of the observed points."""
+        a, r, m = self.materials(obs.uv)
+        rgb = shade_pbr(a, r, m, obs.normal, obs.view, probe) * self.gains()[obs.photo]
+        return linear_to_srgb(rgb.clamp(0, 1))
+
+    def implied_albedo(self, obs: Observations, probe: LightProbe) -> torch.Tensor:
+        """(P,) the albedo luminance each observation implies under the current light and exposure: photo /
+        gain / (irradiance / pi). The specular part is left in: subtracting it would let a fit zero the
+        prior by explaining everything as specular."""
+        photo = srgb_to_linear(obs.rgb) / self.gains()[obs.photo]
+        luma = _LUMA.to(photo)
+        return (photo @ luma).clamp_min(1e-3) / (probe.diffuse(obs.normal) @ luma).clamp_min(1e-3)
+
+
+@dataclass(frozen=True)
+class MaterialFit:
+    """albedo (S, S, 3) uint8 sRGB; orm (S, S, 3) uint8 linear (occlusion 1, roughness, metallic);
+    environment (h, 2h, 3) float32 linear radiance in the light's frame; stats for metrics.json."""
+
+    albedo: np.ndarray
+    orm: np.ndarray
+    environment: np.ndarray
+    stats: dict
+
+
+def _psnr(model: MaterialModel, obs: Observations, probe: LightProbe, radiance: ResidualPyramid | None = None) -> float:
+    """PSNR over all observations of the model's render, or of the unlit ``radiance`` texture."""
+    err = []
+    with torch.no_grad():
+        for sel in torch.arange(len(obs)).split(1 << 17):
+            o = obs.take(sel)
+            pred = model.render(o, probe) if radiance is None else radiance.sample(o.uv).clamp(0, 1)
+            err.append((pred - o.rgb).pow(2).sum(0))
+    return float(-10 * torch.log10(torch.stack(err).sum() / (3 * len(obs))))
+
+
+def fit_materials(mesh, capture, normalization: np.ndarray, cfg: MaterialsConfig | None = None,
+                  to_light: np.ndarray | None = None, seed: int = 0) -> MaterialFit:
+    """Fit albedo, roughness, metallic and the light to the training photos of ``capture`` (see the module).
+
+    mesh: a ``TexturedMesh`` in the capture's original frame whose base colour is the baked radiance;
+    normalization: the capture's 4x4 original -> normalised similarity; to_light: (3, 3) rotation from
+    the mesh frame to the light's frame (the asset's +Y up), identity when None.
+    """
+    cfg = cfg or MaterialsConfig()
+    torch.manual_seed(seed)
+    obs, photos = observations(mesh, capture, normalization, to_light, cfg.max_samples, seed)
+    if len(obs) == 0:
+        raise ValueError("no training pixel covers the mesh: nothing to fit materials to")
+    model = MaterialModel(mesh.base_color, photos, cfg)
+    radiance = ResidualPyramid(mesh.base_color, 1)
+    groups = [{"params": model.albedo.parameters(), "lr": cfg.lr},
+              {"params": model.rough_metal.parameters(), "lr": cfg.lr * 2},
+              {"params": [model.light_sh], "lr": cfg.light_lr}]
+    if cfg.exposure:
+        groups.append({"params": [model.log_gain], "lr": cfg.light_lr})
+    opt = torch.optim.Adam(groups)
+    pairs = neighbour_pairs(obs.point, seed=seed) if cfg.shading_prior > 0 else None
+    gen = torch.Generator().manual_seed(seed)
+    S = mesh.base_color.shape[0]
+    luma = _LUMA
+    for step in track(range(cfg.steps), "fitting materials and light", total=cfg.steps):
+        o = obs.take(torch.randint(len(obs), (min(cfg.batch, len(obs)),), generator=gen))
+        probe = LightProbe.from_map(model.light(), cfg.light_height)
+        loss = (model.render(o, probe) - o.rgb).pow(2).mean()
+        # piecewise smooth materials: a point against a neighbour up to ~8 texels away
+        jitter = torch.randn(o.uv.shape, generator=gen) * (torch.rand(len(o.uv), 1, generator=gen) * 8 / S)
+        a0, r0, m0 = model.materials(o.uv)
+        a1, r1, m1 = model.materials(o.uv + jitter)
+        loss = loss + cfg.albedo_smoothness * (a0 - a1).abs().mean() \
+            + cfg.orm_smoothness * ((r0 - r1).abs().mean() + (m0 - m1).abs().mean()) + cfg.metallic_prior * m0.mean()
+        sh = model.light_sh  # a neutral light: its colour goes to the albedo
+        neutral = (sh - (sh @ luma)[:, None]).pow(2).sum() / (sh[0] @ luma).detach().pow(2)
+        loss = loss + cfg.light_neutrality * neutral
+        if pairs is not None:  # neighbours share an albedo: their shading explains their difference
+            pr = pairs[torch.randint(len(pairs), (min(cfg.batch // 4, len(pairs)),), generator=gen)]
+            o2 = obs.take(pr.reshape(-1))
+            both = model.implied_albedo(o2, probe).log().reshape(-1, 2)
+            chroma = F.normalize(srgb_to_linear(o2.rgb) + 1e-3, p=1, dim=-1).reshape(-1, 2, 3)
+            same = torch.exp(-(chroma[:, 0] - chroma[:, 1]).pow(2).sum(-1) / (2 * cfg.chroma_sigma ** 2))
+            loss = loss + cfg.shading_prior * (same * (both[:, 0] - both[:, 1]).abs()).mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    probe = LightProbe.from_map(model.light().detach(), cfg.light_height)
+    stats = {"materials_psnr_radiance": _psnr(model, obs, probe, radiance), "materials_psnr_pbr": _psnr(model, obs, probe),
+             "materials_pixels": int(len(obs)), "materials_photos": photos, "materials_steps": cfg.steps}
+    with torch.no_grad():
+        albedo = linear_to_srgb(model.albedo.texture().clamp(0, 1))
+        rm = model.rough_metal.texture().permute(2, 0, 1)[None]
+        rm = F.interpolate(rm, size=(S, S), mode="bilinear", align_corners=False)[0].permute(1, 2, 0)
+        orm = torch.stack([torch.ones(S, S), rm[..., 0].clamp(0.05, 1), rm[..., 1].clamp(0, 1)], -1)
+        light = model.light().numpy().astype(np.float32)
+        gains = model.gains()
+    stats.update(light_mean_radiance=float(light.mean()), roughness_mean=float(orm[..., 1].mean()),
+                 metallic_mean=float(orm[..., 2].mean()))
+    if cfg.exposure:
+        stats["exposure_spread"] = float(gains.log().std(0).mean())
+    log.info("materials: photos PSNR %.2f dB (radiance asset) -> %.2f dB (PBR under the fitted light), "
+             "%d pixels", stats["materials_psnr_radiance"], stats["materials_psnr_pbr"], len(obs))
+    u8 = lambda x: (x.numpy() * 255 + 0.5).astype(np.uint8)  # noqa: E731
+    return MaterialFit(albedo=u8(albedo), orm=u8(orm), environment=light, stats=stats)
+
+
+def per_channel_scale(pred: np.ndarray, truth: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
+    """(3,) least-squares scales s with s * pred ~ truth per channel (over ``mask``): the albedo-light
+    scale is not observable, so albedo is compared after it (as NeRFactor and its successors do)."""
+    p = pred.reshape(-1, 3).astype(np.float64)
+    t = truth.reshape(-1, 3).astype(np.float64)
+    if mask is not None:
+        p, t = p[mask.reshape(-1)], t[mask.reshape(-1)]
+    return (p * t).sum(0) / np.maximum((p * p).sum(0), 1e-12)
+
+
+__all__ = ["fit_materials", "MaterialFit", "MaterialModel", "Observations", "observations", "per_channel_scale"]
