@@ -7,7 +7,8 @@ Mitsuba 3 under environment light A (training and test views) and light B (test 
    cameras) and ``--test`` other views under A and under B, with the albedo (aov) of the test views.
 2. recon makes the asset from the capture alone, never from light B:
    ``--geometry fit``: the whole pipeline, ``recon fit --data <capture> --preset object-fast
-   --materials pbr`` (geometry, UVs, radiance, then materials and light);
+   --materials radiance`` (geometry, UVs, radiance), then the materials and light fitted on that asset
+   as ``--materials pbr`` does;
    ``--geometry truth``: the avocado's own mesh and UVs, the radiance texture fitted to the photos
    (``recon.bake.refine_base_color``), then ``recon.materials.fit_materials`` (isolates the material fit).
 3. The test views, figures over the object's pixels (Mitsuba coverage >= 0.99), sRGB:
@@ -128,20 +129,30 @@ def _light_picture(env: np.ndarray, cap, out: Path) -> None:
     Image.fromarray((np.clip(linear_to_srgb(np.concatenate(big, 0)), 0, 1) * 255).astype(np.uint8)).save(out / "light.png")
 
 
-def _fitted_asset(capture_dir: Path, out: Path, args):
-    """Run the whole pipeline; the asset folder holds the PBR glb and metrics (radiance via --materials radiance)."""
+def _fitted_asset(capture_dir: Path, cap, out: Path, args, mcfg):
+    """The whole pipeline on the capture (``recon fit --materials radiance``), then the materials and light
+    fitted on its baked asset as ``recon fit --materials pbr`` does (``bake_asset``), so one fit gives both
+    the radiance and the PBR asset; both returned in the capture's (the avocado's) frame."""
     from recon.bake import read_mesh
+    from recon.materials import fit_materials
 
-    assets = {}
-    for mode in ("pbr", "radiance"):
-        job = out / f"fit_{mode}"
-        cmd = [sys.executable, "-m", "recon", "fit", "--data", str(capture_dir), "--out", str(job), "--preset",
-               args.preset, "--materials", mode, "--overwrite", "--seed", str(args.seed)]
-        t0 = time.perf_counter()
-        subprocess.run(cmd, check=True)
-        assets[mode] = (read_mesh(next((job / "asset").glob("*.glb"))), json.loads((job / "asset" / "metrics.json").read_text()),
-                        time.perf_counter() - t0)
-    return assets
+    job = out / "fit"
+    cmd = [sys.executable, "-m", "recon", "fit", "--data", str(capture_dir), "--out", str(job), "--preset",
+           args.preset, "--materials", "radiance", "--overwrite", "--seed", str(args.seed)]
+    t0 = time.perf_counter()
+    subprocess.run(cmd, check=True)
+    seconds = time.perf_counter() - t0
+    metrics = json.loads((job / "asset" / "metrics.json").read_text())
+    A = np.asarray(metrics["frame"]["asset_from_capture"])
+    radiance = read_mesh(next((job / "asset").glob("*.glb"))).transformed(np.linalg.inv(A))
+    t0 = time.perf_counter()
+    fit = fit_materials(radiance, cap, np.asarray(cap.normalization), mcfg, to_light=A[:3, :3])
+    pbr = radiance.with_(base_color=fit.albedo, orm=fit.orm, material="pbr")
+    _light_picture(fit.environment, cap, out)
+    stats = {**fit.stats, "materials_seconds": round(time.perf_counter() - t0, 1), "recon_fit_seconds": round(seconds, 1),
+             **{k: metrics[k] for k in ("triangles", "psnr_heldout_baked", "mask_iou_heldout_baked", "chamfer")
+                if k in metrics}}
+    return radiance, pbr, stats, A
 
 
 def main() -> None:
@@ -177,15 +188,8 @@ def main() -> None:
     t0 = time.perf_counter()
     if args.geometry == "truth":
         radiance, pbr, stats = _truth_geometry_asset(cap, AVOCADO / "avocado.gltf", args.texture_size, mcfg)
-        to_world = np.eye(4)  # the asset is in the capture's (the avocado's) frame
     else:
-        assets = _fitted_asset(args.out / "capture", args.out, args)
-        pbr, metrics, secs = assets["pbr"]
-        radiance = assets["radiance"][0]
-        stats = {k: v for k, v in metrics.items() if k.startswith(("materials", "psnr", "mask_iou", "light"))}
-        stats["fit_seconds_pbr"] = round(secs, 1)
-        to_world = np.linalg.inv(np.asarray(metrics["frame"]["asset_from_capture"]))
-        pbr, radiance = pbr.transformed(to_world), radiance.transformed(to_world)
+        radiance, pbr, stats, _ = _fitted_asset(args.out / "capture", cap, args.out, args, mcfg)
     seconds = time.perf_counter() - t0
 
     probe_b = LightProbe.from_map(torch.as_tensor(load_environment(resolve_environment(args.light_b))), 32)
@@ -211,7 +215,7 @@ def main() -> None:
     albedo_psnr = albedo_score(alb_lin)
     scaled = pbr.with_(base_color=(np.clip(linear_to_srgb(srgb_to_linear(pbr.base_color / 255.0) * s), 0, 1) * 255 + 0.5
                                    ).astype(np.uint8))
-    relit = shaded(pbr, lambda m: PbrShader(m, probe_b))
+    relit = shaded(pbr, lambda m: PbrShader(m, probe_b))  # light B is in the capture's frame, as the meshes
     relit_scaled = shaded(scaled, lambda m: PbrShader(m, probe_b))
     unlit = np.stack([v["rgb"] for v in render(radiance, test_cams, lit=False)])
 

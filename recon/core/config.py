@@ -278,14 +278,14 @@ class MaterialsConfig(_Section):
     """Materials and light fitted on the baked mesh (recon.materials): PBR textures, or the captured radiance."""
 
     mode: Literal["pbr", "radiance"] = Field(
-        "pbr", description="pbr: albedo, roughness and metallic textures plus the capture's environment light, "
+        "radiance", description="pbr: albedo, roughness and metallic textures plus the capture's environment light, "
                            "fitted to the training photos (a relightable asset); radiance: the captured colour, "
                            "lighting included, written unlit.")
     steps: int = Field(600, ge=1, description="Adam steps of the materials and light fit.")
     batch: int = Field(1 << 15, ge=256, description="Photo pixels per step.")
     max_samples: int = Field(1 << 21, ge=1024, description="Training pixels kept for the fit (a random subset).")
     lr: float = Field(0.01, gt=0, description="Albedo learning rate (linear texture values; roughness/metallic 2x).")
-    light_lr: float = Field(0.03, gt=0, description="Learning rate of the light's SH coefficients and the exposures.")
+    light_lr: float = Field(0.003, gt=0, description="Learning rate of the light's SH coefficients and the exposures.")
     light_height: int = Field(16, ge=4, le=64, description="Rows of the map the fitted SH light is drawn on (2x as wide).")
     orm_downscale: int = Field(4, ge=1, description="Roughness/metallic are fitted at the texture size / this.")
     init_roughness: float = Field(0.6, gt=0, le=1, description="Roughness before the fit.")
@@ -293,12 +293,9 @@ class MaterialsConfig(_Section):
     orm_smoothness: float = Field(0.05, ge=0, description="Weight of roughness/metallic piecewise smoothness.")
     metallic_prior: float = Field(0.01, ge=0, description="Weight pulling metallic to 0 (dielectric).")
     light_neutrality: float = Field(0.01, ge=0, description="Weight pulling the light's colour to its luminance.")
-    shading_prior: float = Field(
-        0.05, ge=0, description="Weight of the shading prior: neighbouring surface points share an albedo, so the "
-                                "light must explain how their colours differ (L1 of the log ratio of the albedos they imply).")
     chroma_sigma: float = Field(
-        0.03, gt=0, description="Shading prior: pairs count by how alike their colours' chromaticities are (a "
-                                "neutral light does not change chromaticity, a change of material does).")
+        0.01, gt=0, description="Light estimate: surface-point pairs count by how alike their colours' "
+                                "chromaticities are (a neutral light does not change chromaticity, a new material does).")
     exposure: bool = Field(False, description="Fit a per-photo exposure and white balance (phone videos).")
 
 

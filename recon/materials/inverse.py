@@ -8,15 +8,15 @@ a diffuse surface reveals; drawn as a ``light_height`` x 2 ``light_height`` map 
 split-sum stack are linear in it, so the light gets gradients), times an optional per-photo exposure /
 white balance, encoded to sRGB and compared with the photo.
 
-Initialisation: albedo = the baked radiance (linear), light = uniform radiance 1 (so a white Lambert
-surface reflects exactly 1: the initial render is the radiance asset plus a faint specular),
-roughness 0.6, metallic 0. Priors, as nvdiffrec's: albedo, roughness and metallic piecewise smooth
-(L1 between a point and a jittered neighbour in the texture), metallic pulled to 0 (most captured
-things are dielectric), the light's colour pulled to its luminance (a neutral light; a coloured cast
-goes to the albedo). A diffuse surface can be explained by any light (the albedo follows): the
-shading prior picks the light under which surface points a few percent apart imply the same albedo
-luminance (L1, so real albedo edges cost little). The albedo-light scale is not observable, only
-their product (albedo is reported after a per-channel scale, as the literature does).
+A diffuse surface can be explained by any light (the albedo follows), so the data term cannot pick
+the light: ``estimate_light`` does first, from the photos alone (surface points a few percent apart
+with the same chromaticity should imply the same albedo). Initialisation: that light (neutral, scaled
+so the implied albedos stay below 0.9), albedo = the baked radiance (linear), roughness 0.6,
+metallic 0; the light then moves slowly (``light_lr``). Priors, as nvdiffrec's: albedo, roughness
+and metallic piecewise smooth (L1 between a point and a jittered neighbour in the texture), metallic
+pulled to 0 (most captured things are dielectric), the light's colour pulled to its luminance (a
+coloured cast goes to the albedo). The albedo-light scale is not observable, only their product
+(albedo is reported after a per-channel scale, as the literature does).
 """
 from __future__ import annotations
 
@@ -103,6 +103,36 @@ def neighbour_pairs(points: torch.Tensor, anchors: int = 512, k: int = 6, sets: 
     return torch.cat(out)
 
 
+def estimate_light(obs: Observations, cfg: MaterialsConfig, seed: int = 0, steps: int = 1500) -> torch.Tensor:
+    """(9,) the light's order-2 SH luminance, up to scale (coefficient 0 = 1), from the photos alone.
+
+    Lambertian intrinsic-image reasoning on the known surface: pairs of surface points a few percent
+    apart (``neighbour_pairs``) whose colours have the same chromaticity (the same material, most
+    likely) should imply the same albedo, photo luminance / irradiance(n); the light is the one that
+    makes them agree best (chroma-weighted L1 of the log ratios). Fitted before the materials, on its
+    own: inside the joint fit the data term cannot tell lights apart (the albedo follows any of them)
+    and its small model errors would steer the light instead.
+    """
+    from ..render.environment import _LAMBERT_BANDS
+
+    pairs = neighbour_pairs(obs.point, seed=seed)
+    lin = srgb_to_linear(obs.rgb)
+    chroma = F.normalize(lin + 1e-3, p=1, dim=-1)
+    w = torch.exp(-(chroma[pairs[:, 0]] - chroma[pairs[:, 1]]).pow(2).sum(-1) / (2 * cfg.chroma_sigma ** 2))
+    log_y = (lin @ _LUMA).clamp_min(1e-4).log()
+    basis = sh_basis(obs.normal) * _LAMBERT_BANDS
+    rest = torch.nn.Parameter(torch.zeros(8))
+    opt = torch.optim.Adam([rest], lr=0.01)
+    for _ in range(steps):
+        e = (basis @ torch.cat([torch.ones(1), rest])).clamp_min(1e-3)
+        implied = log_y - e.log()
+        loss = (w * (implied[pairs[:, 0]] - implied[pairs[:, 1]]).abs()).mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    return torch.cat([torch.ones(1), rest.detach()])
+
+
 class MaterialModel(torch.nn.Module):
     """The fitted unknowns: albedo (linear) and roughness/metallic textures, the light, per-photo gains."""
 
@@ -138,14 +168,6 @@ class MaterialModel(torch.nn.Module):
         a, r, m = self.materials(obs.uv)
         rgb = shade_pbr(a, r, m, obs.normal, obs.view, probe) * self.gains()[obs.photo]
         return linear_to_srgb(rgb.clamp(0, 1))
-
-    def implied_albedo(self, obs: Observations, probe: LightProbe) -> torch.Tensor:
-        """(P,) the albedo luminance each observation implies under the current light and exposure: photo /
-        gain / (irradiance / pi). The specular part is left in: subtracting it would let a fit zero the
-        prior by explaining everything as specular."""
-        photo = srgb_to_linear(obs.rgb) / self.gains()[obs.photo]
-        luma = _LUMA.to(photo)
-        return (photo @ luma).clamp_min(1e-3) / (probe.diffuse(obs.normal) @ luma).clamp_min(1e-3)
 
 
 @dataclass(frozen=True)
@@ -184,14 +206,20 @@ def fit_materials(mesh, capture, normalization: np.ndarray, cfg: MaterialsConfig
     if len(obs) == 0:
         raise ValueError("no training pixel covers the mesh: nothing to fit materials to")
     model = MaterialModel(mesh.base_color, photos, cfg)
+    sh = estimate_light(obs, cfg, seed)  # a neutral light shaped as the photos imply, bright enough that
+    with torch.no_grad():  # 99% of the albedos it implies stay below 0.9 (8-bit textures clamp at 1)
+        from ..render.environment import _LAMBERT_BANDS
+
+        e = ((sh_basis(obs.normal) * _LAMBERT_BANDS) @ sh).clamp_min(1e-3)
+        implied = (srgb_to_linear(obs.rgb).max(-1).values / e).quantile(0.99)
+        model.light_sh.copy_(sh[:, None].expand(9, 3) * float(implied) / 0.9)
     radiance = ResidualPyramid(mesh.base_color, 1)
     groups = [{"params": model.albedo.parameters(), "lr": cfg.lr},
               {"params": model.rough_metal.parameters(), "lr": cfg.lr * 2},
               {"params": [model.light_sh], "lr": cfg.light_lr}]
     if cfg.exposure:
-        groups.append({"params": [model.log_gain], "lr": cfg.light_lr})
+        groups.append({"params": [model.log_gain], "lr": cfg.lr})
     opt = torch.optim.Adam(groups)
-    pairs = neighbour_pairs(obs.point, seed=seed) if cfg.shading_prior > 0 else None
     gen = torch.Generator().manual_seed(seed)
     S = mesh.base_color.shape[0]
     luma = _LUMA
@@ -208,13 +236,6 @@ def fit_materials(mesh, capture, normalization: np.ndarray, cfg: MaterialsConfig
         sh = model.light_sh  # a neutral light: its colour goes to the albedo
         neutral = (sh - (sh @ luma)[:, None]).pow(2).sum() / (sh[0] @ luma).detach().pow(2)
         loss = loss + cfg.light_neutrality * neutral
-        if pairs is not None:  # neighbours share an albedo: their shading explains their difference
-            pr = pairs[torch.randint(len(pairs), (min(cfg.batch // 4, len(pairs)),), generator=gen)]
-            o2 = obs.take(pr.reshape(-1))
-            both = model.implied_albedo(o2, probe).log().reshape(-1, 2)
-            chroma = F.normalize(srgb_to_linear(o2.rgb) + 1e-3, p=1, dim=-1).reshape(-1, 2, 3)
-            same = torch.exp(-(chroma[:, 0] - chroma[:, 1]).pow(2).sum(-1) / (2 * cfg.chroma_sigma ** 2))
-            loss = loss + cfg.shading_prior * (same * (both[:, 0] - both[:, 1]).abs()).mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
