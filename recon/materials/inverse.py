@@ -31,7 +31,7 @@ from ..core.config import MaterialsConfig
 from ..core.log import get_logger
 from ..core.progress import track
 from ..render.colorspace import linear_to_srgb, srgb_to_linear
-from ..render.environment import LightProbe, directions, sh_basis
+from ..render.environment import LAMBERT_BANDS, LightProbe, directions, sh_basis
 from ..render.mesh_raster import covered_pixels
 from ..render.shading import shade_pbr
 from ..render.texture_lookup import ResidualPyramid
@@ -113,14 +113,12 @@ def estimate_light(obs: Observations, cfg: MaterialsConfig, seed: int = 0, steps
     own: inside the joint fit the data term cannot tell lights apart (the albedo follows any of them)
     and its small model errors would steer the light instead.
     """
-    from ..render.environment import _LAMBERT_BANDS
-
     pairs = neighbour_pairs(obs.point, seed=seed)
     lin = srgb_to_linear(obs.rgb)
     chroma = F.normalize(lin + 1e-3, p=1, dim=-1)
     w = torch.exp(-(chroma[pairs[:, 0]] - chroma[pairs[:, 1]]).pow(2).sum(-1) / (2 * cfg.chroma_sigma ** 2))
     log_y = (lin @ _LUMA).clamp_min(1e-4).log()
-    basis = sh_basis(obs.normal) * _LAMBERT_BANDS
+    basis = sh_basis(obs.normal) * LAMBERT_BANDS
     rest = torch.nn.Parameter(torch.zeros(8))
     opt = torch.optim.Adam([rest], lr=0.01)
     for _ in range(steps):
@@ -208,9 +206,7 @@ def fit_materials(mesh, capture, normalization: np.ndarray, cfg: MaterialsConfig
     model = MaterialModel(mesh.base_color, photos, cfg)
     sh = estimate_light(obs, cfg, seed)  # a neutral light shaped as the photos imply, bright enough that
     with torch.no_grad():  # 99% of the albedos it implies stay below 0.9 (8-bit textures clamp at 1)
-        from ..render.environment import _LAMBERT_BANDS
-
-        e = ((sh_basis(obs.normal) * _LAMBERT_BANDS) @ sh).clamp_min(1e-3)
+        e = ((sh_basis(obs.normal) * LAMBERT_BANDS) @ sh).clamp_min(1e-3)
         implied = (srgb_to_linear(obs.rgb).max(-1).values / e).quantile(0.99)
         model.light_sh.copy_(sh[:, None].expand(9, 3) * float(implied) / 0.9)
     radiance = ResidualPyramid(mesh.base_color, 1)

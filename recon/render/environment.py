@@ -63,7 +63,7 @@ def sh_basis(d: Tensor) -> Tensor:
 
 
 # cosine-lobe convolution per band (A_l / pi): irradiance / pi from radiance coefficients
-_LAMBERT_BANDS = torch.tensor([1.0, 2 / 3, 2 / 3, 2 / 3, 1 / 4, 1 / 4, 1 / 4, 1 / 4, 1 / 4])
+LAMBERT_BANDS = torch.tensor([1.0, 2 / 3, 2 / 3, 2 / 3, 1 / 4, 1 / 4, 1 / 4, 1 / 4, 1 / 4])
 
 
 def ggx_weights(out_dirs: Tensor, in_dirs: Tensor, in_area: Tensor, roughness: float) -> Tensor:
@@ -120,7 +120,7 @@ class LightProbe:
 
     def diffuse(self, n: Tensor) -> Tensor:
         """(N, 3) irradiance / pi at unit normals n (N, 3), clamped at 0."""
-        return ((sh_basis(n) * _LAMBERT_BANDS.to(n)) @ self.sh.to(n)).clamp_min(0)
+        return ((sh_basis(n) * LAMBERT_BANDS.to(n)) @ self.sh.to(n)).clamp_min(0)
 
     def specular_at(self, r: Tensor, roughness: Tensor) -> Tensor:
         """(N, 3) pre-filtered radiance around reflection directions r (N, 3) for roughness (N,) in [0, 1]."""

@@ -72,7 +72,7 @@ def test_pbr_asset_relights_better_than_the_radiance_asset(scene):
     pbr = truth.with_(base_color=(np.clip(albedo, 0, 1) ** (1 / 2.2) * 255 + 0.5).astype(np.uint8), orm=fit.orm)
     relit = _psnr(render(pbr, test, light=light_b), truth_b)
     unlit = _psnr(render(radiance, test, lit=False), truth_b)
-    assert relit > unlit + 3, (relit, unlit)
+    assert relit > 25 and relit > unlit + 8, (relit, unlit)  # measured: 28.6 vs 15.4 dB
     assert abs(float(fit.orm[..., 1].mean()) / 255 - 0.45) < 0.25  # roughness in the right range
     assert float(fit.orm[..., 2].mean()) / 255 < 0.2  # a dielectric stays one
 
@@ -159,3 +159,18 @@ def test_recon_relight_bad_input_is_one_line(pbr_asset, tmp_path, capsys):
     assert "--materials pbr" in capsys.readouterr().err
     assert main(["relight", str(folder), "--env", str(folder / "environment.hdr"), "--out", str(tmp_path / "r.gif")]) == 2
     assert not (tmp_path / "r.png").exists() and not (tmp_path / "r.gif").exists()
+
+
+def test_light_estimate_points_where_the_light_comes_from(scene):
+    from recon.materials.inverse import _LUMA, estimate_light, observations
+    from recon.render.environment import sh_basis, solid_angles
+
+    truth, cap, N = scene[:3]
+    obs, _ = observations(truth, cap, N, None, 1 << 18)
+    est = estimate_light(obs, MaterialsConfig())
+    light = torch.as_tensor(_light((0.3, 1, 0.2), True))
+    true = (sh_basis(directions(16, 32)).reshape(-1, 9).T @ (light.reshape(-1, 3) * solid_angles(16, 32).reshape(-1, 1))) @ _LUMA
+    true = true / true[0]
+    cos = torch.nn.functional.cosine_similarity(est[1:4], true[1:4], dim=0)  # the order-1 (directional) part
+    assert cos > 0.99, (est, true)  # measured: 0.99999, strength ratio 1.02
+    assert abs(float(est[1:4].norm() / true[1:4].norm()) - 1) < 0.15
