@@ -223,10 +223,13 @@ def fit_materials(mesh, capture, normalization: np.ndarray, cfg: MaterialsConfig
         o = obs.take(torch.randint(len(obs), (min(cfg.batch, len(obs)),), generator=gen))
         probe = LightProbe.from_map(model.light(), cfg.light_height)
         loss = (model.render(o, probe) - o.rgb).pow(2).mean()
-        # piecewise smooth materials: a point against a neighbour up to ~8 texels away
-        jitter = torch.randn(o.uv.shape, generator=gen) * (torch.rand(len(o.uv), 1, generator=gen) * 8 / S)
+        # piecewise smooth materials: a point against a neighbour up to ~smoothness_texels away
+        # (texels of the albedo; the roughness/metallic texels are orm_downscale times larger)
+        reach = torch.rand(len(o.uv), 1, generator=gen) * cfg.smoothness_texels / S
+        jitter = torch.randn(o.uv.shape, generator=gen) * reach
         a0, r0, m0 = model.materials(o.uv)
-        a1, r1, m1 = model.materials(o.uv + jitter)
+        a1 = model.materials(o.uv + jitter)[0]
+        _, r1, m1 = model.materials(o.uv + jitter * cfg.orm_downscale)
         loss = loss + cfg.albedo_smoothness * (a0 - a1).abs().mean() \
             + cfg.orm_smoothness * ((r0 - r1).abs().mean() + (m0 - m1).abs().mean()) + cfg.metallic_prior * m0.mean()
         sh = model.light_sh  # a neutral light: its colour goes to the albedo
