@@ -98,7 +98,7 @@ def pbr_asset(scene, torus_fine, tmp_path_factory):
     cfg = BakeConfig(resolution=64, target_triangles=1500, texture_size=128, preview_size=96, turntable_frames=4,
                      refine_steps=0, texture_fit_steps=100)
     out = tmp_path_factory.mktemp("pbr")
-    metrics = bake_asset(field, N, out, "torus", capture=cap, cfg=cfg, materials=MaterialsConfig(steps=100, batch=4096))
+    metrics = bake_asset(field, N, out, "torus", capture=cap, cfg=cfg, materials=MaterialsConfig(mode="pbr", steps=100, batch=4096))
     return out / "asset", metrics
 
 
