@@ -161,9 +161,9 @@ class MaterialModel(torch.nn.Module):
         rm = self.rough_metal.sample(uv)
         return self.albedo.sample(uv).clamp(0, 1), rm[:, 0].clamp(0.05, 1), rm[:, 1].clamp(0, 1)
 
-    def render(self, obs: Observations, probe: LightProbe) -> torch.Tensor:
-        """(P, 3) sRGB renders of the observed points."""
-        a, r, m = self.materials(obs.uv)
+    def render(self, obs: Observations, probe: LightProbe, materials=None) -> torch.Tensor:
+        """(P, 3) sRGB renders of the observed points (``materials``: their ``materials(obs.uv)``, if at hand)."""
+        a, r, m = self.materials(obs.uv) if materials is None else materials
         rgb = shade_pbr(a, r, m, obs.normal, obs.view, probe) * self.gains()[obs.photo]
         return linear_to_srgb(rgb.clamp(0, 1))
 
@@ -222,12 +222,12 @@ def fit_materials(mesh, capture, normalization: np.ndarray, cfg: MaterialsConfig
     for step in track(range(cfg.steps), "fitting materials and light", total=cfg.steps):
         o = obs.take(torch.randint(len(obs), (min(cfg.batch, len(obs)),), generator=gen))
         probe = LightProbe.from_map(model.light(), cfg.light_height)
-        loss = (model.render(o, probe) - o.rgb).pow(2).mean()
+        a0, r0, m0 = mats = model.materials(o.uv)
+        loss = (model.render(o, probe, mats) - o.rgb).pow(2).mean()
         # piecewise smooth materials: a point against a neighbour up to ~smoothness_texels away
         # (texels of the albedo; the roughness/metallic texels are orm_downscale times larger)
         reach = torch.rand(len(o.uv), 1, generator=gen) * cfg.smoothness_texels / S
         jitter = torch.randn(o.uv.shape, generator=gen) * reach
-        a0, r0, m0 = model.materials(o.uv)
         a1 = model.materials(o.uv + jitter)[0]
         _, r1, m1 = model.materials(o.uv + jitter * cfg.orm_downscale)
         loss = loss + cfg.albedo_smoothness * (a0 - a1).abs().mean() \
