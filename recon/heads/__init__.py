@@ -1,0 +1,1 @@
+"""Heads: the ICT-FaceKit morphable model, face observations (mediapipe), the head fit and its asset."""

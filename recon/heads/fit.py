@@ -1,0 +1,176 @@
+"""Fit the ICT head model to face observations: one photo or the frames of a video.
+
+Unknowns: identity (100, shared), expression (57 per frame, in [0, 1]) and the head's pose in each
+frame's camera (axis-angle rotation, translation; the head frame is the model's: +Y up, facing +Z,
+metres). Cameras are pinhole with known intrinsics (a photo without them gets ``default_focal``).
+
+Data: MediaPipe's 468 face points (the iris points follow the gaze and are left out) against the same
+points on the model (``landmarks.mediapipe_embedding``), a robust (Huber) reprojection error in units of
+the face's size, each point weighted by how close MediaPipe lands to it on synthetic heads (1 / noise²).
+Priors: identity ~ N(0, 1) per mode, expression small (L1: a face uses few shapes), and between
+consecutive video frames the expression and pose change smoothly. Initial poses come from PnP
+(OpenCV) against the neutral head; then L-BFGS-B (scipy) with the expression bounded to [0, 1].
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import torch
+from scipy.optimize import minimize
+from torch import Tensor
+
+from .landmarks import mediapipe_embedding
+from .model import HeadModel
+from .observe import FACE_POINTS, FaceObservation
+
+NOISE_FLOOR = 0.003  # face sizes: no landmark is trusted more than this
+T_UNIT = 0.1  # translations are optimised in decimetres (their gradients then match the rotations')
+
+
+def default_focal(width: int, height: int, fov_deg: float = 40.0) -> float:
+    """A photo without intrinsics: a normal lens (``fov_deg`` across the longer side)."""
+    return 0.5 * max(width, height) / math.tan(math.radians(fov_deg) / 2)
+
+
+@dataclass
+class HeadFitConfig:
+    steps: int = 1000  # L-BFGS-B iterations at most
+    data_weight: float = 0.2  # the landmarks' errors are correlated: each counts for less than one datum
+    identity_prior: float = 1.0  # weight of the N(0, 1) prior |identity|² / 2
+    expression_l1: float = 1.0  # weight of sum |expression| (per frame)
+    smooth_expression: float = 10.0  # video: |expr_k - expr_k-1|²
+    smooth_pose: float = 10.0  # video: |rot_k - rot_k-1|² + |t_k - t_k-1|² / (0.1 m)²
+    huber: float = 2.0  # in noise sigmas
+
+
+@dataclass(frozen=True)
+class HeadFit:
+    """identity (100,); expression (N, 57); rotation (N, 3, 3) and translation (N, 3): head -> camera k
+    (OpenCV camera axes); frames: (N,) indices of the frames fitted; residual_px: (N,) mean landmark
+    reprojection error in pixels; residual_face: the same divided by each face's size."""
+
+    identity: np.ndarray
+    expression: np.ndarray
+    rotation: np.ndarray
+    translation: np.ndarray
+    frames: np.ndarray
+    residual_px: np.ndarray
+    residual_face: np.ndarray
+
+    def head_to_camera(self, k: int) -> np.ndarray:
+        T = np.eye(4)
+        T[:3, :3], T[:3, 3] = self.rotation[k], self.translation[k]
+        return T
+
+
+def _axis_angle_to_matrix(r: Tensor) -> Tensor:
+    """(N, 3) axis-angle -> (N, 3, 3) (Rodrigues)."""
+    theta = r.norm(dim=1, keepdim=True).clamp_min(1e-12)
+    k = r / theta
+    K = torch.zeros(len(r), 3, 3, dtype=r.dtype)
+    K[:, 0, 1], K[:, 0, 2], K[:, 1, 2] = -k[:, 2], k[:, 1], -k[:, 0]
+    K = K - K.transpose(1, 2)
+    s, c = torch.sin(theta)[..., None], torch.cos(theta)[..., None]
+    return torch.eye(3, dtype=r.dtype) + s * K + (1 - c) * (K @ K)
+
+
+def _pnp(points3: np.ndarray, points2: np.ndarray, K: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    ok, rvec, tvec = cv2.solvePnP(points3.astype(np.float64), points2.astype(np.float64), K, None,
+                                  flags=cv2.SOLVEPNP_EPNP)
+    ok, rvec, tvec = cv2.solvePnP(points3.astype(np.float64), points2.astype(np.float64), K, None, rvec, tvec,
+                                  useExtrinsicGuess=True, flags=cv2.SOLVEPNP_ITERATIVE)
+    return rvec.reshape(3), tvec.reshape(3)
+
+
+def fit_head(model: HeadModel, observations: list[FaceObservation], intrinsics: np.ndarray,
+             cfg: HeadFitConfig | None = None, frames: np.ndarray | None = None,
+             shared_expression: bool = False, progress=None) -> HeadFit:
+    """Fit ``model`` to one observation per frame.
+
+    intrinsics: (N, 4) fx, fy, cx, cy per observation (pixels). frames: the frames' indices (default
+    0..N-1; consecutive indices are smoothed together). shared_expression: one expression for all frames
+    (a still face). progress: an optional callable(step, steps)."""
+    cfg = cfg or HeadFitConfig()
+    n = len(observations)
+    frames = np.arange(n) if frames is None else np.asarray(frames)
+    emb, noise = mediapipe_embedding()
+    sel = np.arange(FACE_POINTS)
+    faces = model.faces
+    corner = faces[torch.as_tensor(emb.face[sel])]  # (P, 3) vertex ids
+    vids, inv = torch.unique(corner.reshape(-1), return_inverse=True)
+    bary = torch.as_tensor(emb.bary[sel], dtype=torch.float64)
+    neutral = model.neutral[vids].double()
+    ibasis = model.identity_basis[:, vids].double()
+    ebasis = model.expression_basis[:, vids].double()
+
+    def points(identity: Tensor, expression: Tensor) -> Tensor:  # (..., P, 3)
+        v = neutral + torch.einsum("k,kvc->vc", identity, ibasis) + torch.einsum("...k,kvc->...vc", expression, ebasis)
+        return (v[..., inv.reshape(-1, 3), :] * bary[:, :, None]).sum(-2)
+
+    obs = torch.as_tensor(np.stack([o.landmarks[sel, :2] for o in observations]), dtype=torch.float64)  # (N, P, 2)
+    size = torch.as_tensor([o.size for o in observations], dtype=torch.float64)
+    sigma = torch.as_tensor(np.sqrt(noise[sel].astype(np.float64) ** 2 + NOISE_FLOOR ** 2))
+    intr = torch.as_tensor(np.asarray(intrinsics, np.float64).reshape(n, 4))
+
+    # initial poses: PnP against the neutral head
+    p0 = points(torch.zeros(model.num_identity, dtype=torch.float64),
+                torch.zeros(model.num_expression, dtype=torch.float64)).numpy()
+    rv, tv = [], []
+    for k in range(n):
+        fx, fy, cx, cy = intrinsics[k]
+        r, t = _pnp(p0, obs[k].numpy(), np.array([[fx, 0, cx], [0, fy, cy], [0, 0, 1.0]]))
+        rv.append(r)
+        tv.append(t)
+    E = 1 if shared_expression else n
+    sizes = [model.num_identity, E * model.num_expression, 3 * n, 3 * n]
+    x0 = np.concatenate([np.zeros(sizes[0] + sizes[1]), np.array(rv).ravel(), np.array(tv).ravel() / T_UNIT])
+    bounds = [(None, None)] * sizes[0] + [(0.0, 1.0)] * sizes[1] + [(None, None)] * (sizes[2] + sizes[3])
+    consecutive = torch.as_tensor(np.diff(frames) == 1)
+
+    def unpack(x: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        ident, expr, rot, trans = torch.split(x, sizes)
+        return ident, expr.reshape(E, -1), rot.reshape(n, 3), trans.reshape(n, 3) * T_UNIT
+
+    def residual(x: Tensor) -> tuple[Tensor, Tensor]:
+        ident, expr, rot, trans = unpack(x)
+        P = points(ident, expr)  # (N or 1, P, 3)
+        R = _axis_angle_to_matrix(rot)
+        pc = torch.einsum("nij,npj->npi", R, P.expand(n, -1, -1)) + trans[:, None]
+        z = pc[..., 2].clamp_min(1e-3)
+        uv = torch.stack([intr[:, None, 0] * pc[..., 0] / z + intr[:, None, 2],
+                          intr[:, None, 1] * pc[..., 1] / z + intr[:, None, 3]], -1)
+        return uv - obs, R
+
+    def objective(xn: np.ndarray) -> tuple[float, np.ndarray]:
+        x = torch.tensor(xn, requires_grad=True)
+        ident, expr, rot, trans = unpack(x)
+        d, _ = residual(x)
+        e = d.norm(dim=-1) / size[:, None] / sigma  # (N, P) in noise sigmas
+        hub = torch.where(e < cfg.huber, 0.5 * e ** 2, cfg.huber * (e - 0.5 * cfg.huber))
+        loss = cfg.data_weight * hub.sum(1).mean()  # per frame
+        loss = loss + (cfg.identity_prior * 0.5 * (ident ** 2).sum() + cfg.expression_l1 * expr.sum()) / n
+        if n > 1 and consecutive.any():
+            if not shared_expression:
+                loss = loss + cfg.smooth_expression * ((expr[1:] - expr[:-1]) ** 2).sum(1)[consecutive].mean()
+            dp = ((rot[1:] - rot[:-1]) ** 2).sum(1) + ((trans[1:] - trans[:-1]) ** 2).sum(1) / 0.01
+            loss = loss + cfg.smooth_pose * dp[consecutive].mean()
+        loss.backward()
+        if progress is not None:
+            progress(min(objective.calls, cfg.steps), cfg.steps)
+        objective.calls += 1
+        return float(loss.detach()), x.grad.numpy()
+
+    objective.calls = 0
+    res = minimize(objective, x0, jac=True, method="L-BFGS-B", bounds=bounds,
+                   options={"maxiter": cfg.steps, "maxfun": 2 * cfg.steps})
+    x = torch.tensor(res.x)
+    ident, expr, _, trans = unpack(x)
+    with torch.no_grad():
+        d, R = residual(x)
+        px = d.norm(dim=-1).mean(1)
+    ex = expr.expand(n, -1) if shared_expression else expr
+    return HeadFit(ident.numpy().copy(), ex.numpy().copy(), R.numpy(), trans.numpy().copy(), frames,
+                   px.numpy(), (px / size).numpy())

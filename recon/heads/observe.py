@@ -1,0 +1,85 @@
+"""Face observations with MediaPipe's face mesh (extra ``humans``; mediapipe 0.10.21, ``mp.solutions``).
+
+Per image: the 478 landmarks (468 face points + 10 iris points) in pixels, with mediapipe's relative
+depth, and the face's box. The model ships in the wheel; nothing is downloaded. Images are read in
+static mode (every frame a fresh detection), so a video frame never inherits a wrong track.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..core.errors import InputError
+from ..core.log import get_logger
+
+log = get_logger(__name__)
+
+NUM_LANDMARKS = 478
+FACE_POINTS = 468  # the iris points (468..477) follow the gaze, which the head model does not
+
+
+@dataclass(frozen=True)
+class FaceObservation:
+    """landmarks: (478, 3) float32 (x, y pixels; z: mediapipe's relative depth, in x's pixel scale);
+    box: (x0, y0, x1, y1) pixels; faces_found: how many faces the image held."""
+
+    landmarks: np.ndarray
+    box: tuple[float, float, float, float]
+    faces_found: int
+
+    @property
+    def size(self) -> float:
+        """The face's scale in pixels: the diagonal of its landmark box."""
+        x0, y0, x1, y1 = self.box
+        return float(np.hypot(x1 - x0, y1 - y0))
+
+
+class FaceMeshDetector:
+    """MediaPipe face mesh, static image mode, up to ``max_faces`` faces, refined (iris) landmarks."""
+
+    def __init__(self, max_faces: int = 4, min_confidence: float = 0.5):
+        from ..capture.people_masks import _mediapipe
+
+        mp = _mediapipe()
+        self._mesh = mp.solutions.face_mesh.FaceMesh(static_image_mode=True, refine_landmarks=True,
+                                                     max_num_faces=max_faces,
+                                                     min_detection_confidence=min_confidence)
+
+    def close(self) -> None:
+        self._mesh.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def detect(self, image: np.ndarray) -> list[FaceObservation]:
+        """All faces in ``image`` (H, W, 3) uint8 RGB, largest first."""
+        h, w = image.shape[:2]
+        res = self._mesh.process(np.ascontiguousarray(image[..., :3]))
+        found = res.multi_face_landmarks or []
+        obs = []
+        for face in found:
+            p = np.array([(q.x * w, q.y * h, q.z * w) for q in face.landmark], np.float32)
+            box = (float(p[:, 0].min()), float(p[:, 1].min()), float(p[:, 0].max()), float(p[:, 1].max()))
+            obs.append(FaceObservation(p, box, len(found)))
+        return sorted(obs, key=lambda o: -o.size)
+
+
+def pick_face(faces: list[FaceObservation], where: str, face_index: int | None = None) -> FaceObservation:
+    """The face to fit in one image: ``face_index`` (0 = largest) or the largest, saying so when there
+    are several. No face: InputError."""
+    if not faces:
+        raise InputError(where, "no face found (mediapipe face mesh): the face must be visible, lit and not "
+                                "turned much past profile")
+    if face_index is not None:
+        if not 0 <= face_index < len(faces):
+            raise InputError(where, f"--face-index {face_index}: the image holds {len(faces)} face(s) "
+                                    f"(0 = the largest)")
+        return faces[face_index]
+    if len(faces) > 1:
+        log.warning("%s holds %d faces: fitting the largest (--face-index N picks another, 0 = largest)",
+                    where, len(faces))
+    return faces[0]
