@@ -28,6 +28,8 @@ class TexturedMesh:
         captured radiance, lighting included: writers flag it unlit, previews render it unlit).
     rig: skeleton, skin weights (one row per vertex) and animation (``recon.bake.rig.Rig``), or None;
         the positions are its rest pose (what OBJ/PLY get); the glb writer adds skin and animation.
+    morph_positions: (K, V, 3) float32 position offsets of K blend shapes (glTF morph targets), or None;
+        morph_names: their K names (written as the mesh's ``extras.targetNames``).
     """
 
     positions: np.ndarray
@@ -41,6 +43,8 @@ class TexturedMesh:
     vertex_colors: np.ndarray | None = None
     material: str = "pbr"
     rig: Rig | None = None
+    morph_positions: np.ndarray | None = None
+    morph_names: tuple[str, ...] = ()
 
     def __post_init__(self):
         if self.material not in ("pbr", "radiance"):
@@ -52,6 +56,10 @@ class TexturedMesh:
                 raise ValueError(f"{name} has {len(a)} rows for {v} vertices")
         if self.rig is not None and len(self.rig.joints) != v:
             raise ValueError(f"rig has skin weights for {len(self.rig.joints)} vertices, the mesh has {v}")
+        if self.morph_positions is not None and (self.morph_positions.shape[1:] != (v, 3)
+                                                 or len(self.morph_names) != len(self.morph_positions)):
+            raise ValueError(f"morph_positions must be (K, {v}, 3) with K names, got "
+                             f"{self.morph_positions.shape} and {len(self.morph_names)} names")
         if self.faces.ndim != 2 or self.faces.shape[1] != 3:
             raise ValueError(f"faces must be (F, 3), got {self.faces.shape}")
         if len(self.faces) and (self.faces.min() < 0 or self.faces.max() >= v):

@@ -15,6 +15,10 @@ A mesh with a ``rig`` also gets ``JOINTS_0`` / ``WEIGHTS_0``, one node per joint
 hierarchy with the rest-pose local translation and rotation), a skin (inverse bind matrices) on the
 mesh node, and an animation "motion" with a LINEAR translation and rotation sampler per joint.
 The mesh node and the root joint are both scene roots (a skinned mesh node takes no transform).
+
+A mesh with ``morph_positions`` gets one morph target per shape: a POSITION accessor of offsets stored
+sparse (only the vertices a shape moves), default weights 0, and the names in ``extras.targetNames``
+(the convention three.js / model-viewer and Blender read).
 """
 from __future__ import annotations
 
@@ -89,6 +93,9 @@ def encode_glb(mesh: TexturedMesh, stem: str) -> dict[str, bytes]:
     if mesh.rig is not None:
         _add_rig(gltf, mesh.rig, attrs, accessor)
     indices = accessor(mesh.faces.reshape(-1), UINT32, ELEMENT_ARRAY_BUFFER)
+    targets = None
+    if mesh.morph_positions is not None:
+        targets = [{"POSITION": _sparse_accessor(gltf, d, view)} for d in mesh.morph_positions]
 
     pbr: dict = {"baseColorTexture": {"index": texture(mesh.base_color, f"{stem}_basecolor")}}
     material: dict = {"name": f"{stem}_material", "pbrMetallicRoughness": pbr, "doubleSided": False}
@@ -105,13 +112,31 @@ def encode_glb(mesh: TexturedMesh, stem: str) -> dict[str, bytes]:
         pbr["roughnessFactor"] = 1.0
         material["occlusionTexture"] = {"index": orm}
     gltf["materials"] = [material]
-    gltf["meshes"] = [{"name": stem, "primitives": [
-        {"attributes": attrs, "indices": indices, "material": 0, "mode": 4}]}]
+    prim = {"attributes": attrs, "indices": indices, "material": 0, "mode": 4}
+    gltf["meshes"] = [{"name": stem, "primitives": [prim]}]
+    if targets:
+        prim["targets"] = targets
+        gltf["meshes"][0].update(weights=[0.0] * len(targets), extras={"targetNames": list(mesh.morph_names)})
     gltf["buffers"] = [{"byteLength": len(blob)}]
 
     js = _pad4(json.dumps(gltf, separators=(",", ":")).encode(), b" ")
     body = (struct.pack("<II", len(js), CHUNK_JSON) + js + struct.pack("<II", len(blob), CHUNK_BIN) + bytes(blob))
     return {f"{stem}.glb": struct.pack("<III", GLB_MAGIC, 2, 12 + len(body)) + body}
+
+
+def _sparse_accessor(gltf: dict, offsets: np.ndarray, view) -> int:
+    """A VEC3 float accessor of (V, 3) ``offsets``, zero except for the rows stored sparse (``view(bytes,
+    target)`` stores a buffer view and returns its index). min/max cover the zeros too, as POSITION needs."""
+    d = np.asarray(offsets, np.float32)
+    rows = np.flatnonzero(np.abs(d).max(1) > 0).astype(np.uint32)
+    acc = {"componentType": FLOAT, "count": len(d), "type": "VEC3",
+           "min": [float(x) for x in np.minimum(d.min(0), 0)], "max": [float(x) for x in np.maximum(d.max(0), 0)]}
+    if len(rows):
+        acc["sparse"] = {"count": int(len(rows)),
+                         "indices": {"bufferView": view(rows.tobytes(), None), "componentType": UINT32},
+                         "values": {"bufferView": view(np.ascontiguousarray(d[rows]).tobytes(), None)}}
+    gltf["accessors"].append(acc)
+    return len(gltf["accessors"]) - 1
 
 
 def _add_rig(gltf: dict, rig: Rig, attrs: dict, accessor) -> None:
@@ -207,10 +232,20 @@ def read_glb(path: Path) -> TexturedMesh:
         def acc(i: int) -> np.ndarray:
             a = gltf["accessors"][i]
             n = {"SCALAR": 1, "VEC2": 2, "VEC3": 3, "VEC4": 4, "MAT4": 16}[a["type"]]
-            dt = {5126: np.float32, 5125: np.uint32, 5123: np.uint16, 5121: np.uint8}[a["componentType"]]
-            arr = np.frombuffer(view_bytes(a["bufferView"]), dtype=dt, offset=a.get("byteOffset", 0),
-                                count=a["count"] * n)
-            return arr.reshape(a["count"], n) if n > 1 else arr
+            dt = _NP[a["componentType"]]
+            if "bufferView" in a:
+                arr = np.frombuffer(view_bytes(a["bufferView"]), dtype=dt, offset=a.get("byteOffset", 0),
+                                    count=a["count"] * n)
+            else:
+                arr = np.zeros(a["count"] * n, dt)
+            if "sparse" in a:
+                sp = a["sparse"]
+                rows = np.frombuffer(view_bytes(sp["indices"]["bufferView"]), _NP[sp["indices"]["componentType"]],
+                                     sp["count"], sp["indices"].get("byteOffset", 0))
+                arr = arr.reshape(a["count"], n).copy()
+                arr[rows] = np.frombuffer(view_bytes(sp["values"]["bufferView"]), dt, sp["count"] * n,
+                                          sp["values"].get("byteOffset", 0)).reshape(-1, n)
+            return arr.reshape(a["count"], n) if n > 1 else arr.reshape(-1)
 
         def tex(ref: dict | None) -> np.ndarray | None:
             if ref is None:
@@ -220,6 +255,8 @@ def read_glb(path: Path) -> TexturedMesh:
 
         prim = gltf["meshes"][0]["primitives"][0]
         at = prim["attributes"]
+        targets = prim.get("targets", [])
+        morphs = np.stack([acc(t["POSITION"]) for t in targets]).astype(np.float32) if targets else None
         mat = gltf["materials"][prim["material"]] if "material" in prim else {}
         pbr = mat.get("pbrMetallicRoughness", {})
         return TexturedMesh(
@@ -229,6 +266,7 @@ def read_glb(path: Path) -> TexturedMesh:
             orm=tex(pbr.get("metallicRoughnessTexture")),
             tangents=acc(at["TANGENT"]).copy() if "TANGENT" in at else None,
             material="radiance" if "KHR_materials_unlit" in mat.get("extensions", {}) else "pbr",
-            rig=_read_rig(gltf, at, acc))
+            rig=_read_rig(gltf, at, acc), morph_positions=morphs,
+            morph_names=tuple(gltf["meshes"][0].get("extras", {}).get("targetNames", ()))[:len(targets)])
     except (ValueError, KeyError, IndexError, struct.error, OSError) as exc:
         raise InputError(path, f"cannot read glb ({exc.__class__.__name__}: {exc})") from None
