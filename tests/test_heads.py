@@ -107,16 +107,18 @@ def test_no_face_is_a_one_line_error():
 
 
 def test_head_glb_carries_the_expressions_as_morph_targets(model, tmp_path):
-    """The 57 expression shapes as glTF morph targets: the Khronos validator accepts them, they read back
-    exactly, and a shape applied to the asset moves its vertices as the model moves them."""
+    """The 57 expression shapes as glTF morph targets and an animation of their weights: the Khronos
+    validator accepts them, model-viewer plays them, they read back exactly, and a shape applied to the asset moves its vertices as the model moves them."""
     from recon.bake.writers import read_mesh, write_mesh
     from recon.heads.asset import head_mesh, split_seams
 
-    from .bake.conftest import validate_gltf
+    from .bake.conftest import play_in_model_viewer, validate_gltf
 
     ident = np.random.default_rng(1).normal(size=100)
     tex = np.full((64, 64 * 3, 3), 180, np.uint8)
-    mesh = head_mesh(model, ident, tex)
+    expr = np.zeros((2, 57), np.float32)
+    expr[1, model.expression_names.index("eyeBlink_L")] = 1.0
+    mesh = head_mesh(model, ident, tex, np.array([0.0, 1.5]), expr)
     path = write_mesh(mesh, tmp_path / "head.glb")[0]
     report = validate_gltf(path)
     assert report["numErrors"] == 0, report["messages"]
@@ -124,6 +126,12 @@ def test_head_glb_carries_the_expressions_as_morph_targets(model, tmp_path):
     assert back.morph_names == model.expression_names
     np.testing.assert_array_equal(back.morph_positions, mesh.morph_positions)
     np.testing.assert_array_equal(back.faces, mesh.faces)
+    np.testing.assert_array_equal(back.morph_weights, expr)
+    np.testing.assert_allclose(back.morph_times, [0.0, 1.5])
+    played = play_in_model_viewer(path, "expressions", tmp_path)
+    assert played["loaded"] and played["animations"] == ["expressions"], played
+    assert not played["paused"] and played["currentTime"] > 0 and played["duration"] == pytest.approx(1.5)
+    assert [m for m in played["messages"] if m["type"] in ("error", "pageerror", "requestfailed", "timeout")] == []
     vid, _, _ = split_seams(model)
     j = model.expression_names.index("jawOpen")
     posed = back.positions + 0.7 * back.morph_positions[j]

@@ -30,6 +30,8 @@ class TexturedMesh:
         the positions are its rest pose (what OBJ/PLY get); the glb writer adds skin and animation.
     morph_positions: (K, V, 3) float32 position offsets of K blend shapes (glTF morph targets), or None;
         morph_names: their K names (written as the mesh's ``extras.targetNames``).
+    morph_times: (T,) seconds and morph_weights: (T, K) the shapes' weights over time (a glTF animation
+        "expressions" of the mesh's weights), or None.
     """
 
     positions: np.ndarray
@@ -45,6 +47,8 @@ class TexturedMesh:
     rig: Rig | None = None
     morph_positions: np.ndarray | None = None
     morph_names: tuple[str, ...] = ()
+    morph_times: np.ndarray | None = None
+    morph_weights: np.ndarray | None = None
 
     def __post_init__(self):
         if self.material not in ("pbr", "radiance"):
@@ -60,6 +64,10 @@ class TexturedMesh:
                                                  or len(self.morph_names) != len(self.morph_positions)):
             raise ValueError(f"morph_positions must be (K, {v}, 3) with K names, got "
                              f"{self.morph_positions.shape} and {len(self.morph_names)} names")
+        if self.morph_weights is not None and (self.morph_positions is None or self.morph_times is None
+                                               or self.morph_weights.shape != (len(self.morph_times),
+                                                                               len(self.morph_positions))):
+            raise ValueError("morph_weights must be (T, K) with morph_times (T,) and K morph targets")
         if self.faces.ndim != 2 or self.faces.shape[1] != 3:
             raise ValueError(f"faces must be (F, 3), got {self.faces.shape}")
         if len(self.faces) and (self.faces.min() < 0 or self.faces.max() >= v):

@@ -36,17 +36,18 @@ def split_seams(model: HeadModel) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def head_mesh(model: HeadModel, identity: np.ndarray, base_color: np.ndarray,
-              expression: np.ndarray | None = None) -> TexturedMesh:
-    """The head with ``identity`` (100,) (and ``expression`` (57,) baked in, default neutral) as a
-    TexturedMesh carrying the 57 expression shapes as morph targets; ``base_color`` (H, W, 3) uint8 sRGB
-    over the atlas."""
+              times: np.ndarray | None = None, expressions: np.ndarray | None = None) -> TexturedMesh:
+    """The head with ``identity`` (100,) at rest (neutral expression) as a TexturedMesh carrying the 57
+    expression shapes as morph targets and, given ``times`` (T,) seconds and ``expressions`` (T, 57), their
+    weights over time (the "expressions" animation); ``base_color`` (H, W, 3) uint8 sRGB over the atlas."""
     vid, uv, faces = split_seams(model)
-    expr = None if expression is None else torch.as_tensor(expression, dtype=torch.float32)
-    v = model.vertices(torch.as_tensor(identity, dtype=torch.float32), expr).numpy()[vid]
+    v = model.vertices(torch.as_tensor(identity, dtype=torch.float32)).numpy()[vid]
     normals = unit_vertex_normals(trimesh.Trimesh(v, faces, process=False)).astype(np.float32)
     morphs = model.expression_basis[:, torch.as_tensor(vid)].numpy().astype(np.float32)
+    anim = {} if expressions is None else {"morph_times": np.asarray(times, np.float32),
+                                           "morph_weights": np.asarray(expressions, np.float32)}
     return TexturedMesh(positions=v.astype(np.float32), normals=normals, uvs=uv, faces=faces,
-                        base_color=base_color, morph_positions=morphs, morph_names=model.expression_names)
+                        base_color=base_color, morph_positions=morphs, morph_names=model.expression_names, **anim)
 
 
 def photo_texture(model: HeadModel, vertices: np.ndarray, head_to_camera: np.ndarray, intrinsics,

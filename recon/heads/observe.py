@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 
 from ..core.errors import InputError
@@ -36,18 +37,30 @@ class FaceObservation:
 
 
 class FaceMeshDetector:
-    """MediaPipe face mesh, static image mode, up to ``max_faces`` faces, refined (iris) landmarks."""
+    """MediaPipe face mesh, static image mode, up to ``max_faces`` faces, refined (iris) landmarks.
 
-    def __init__(self, max_faces: int = 4, min_confidence: float = 0.5):
+    MediaPipe's face detector is short-range (faces within about 2 m of a phone): a smaller face (a
+    person filmed full length) is found through MediaPipe pose instead, whose head points give a crop
+    that is enlarged to ``ZOOM`` pixels and searched again (one face: the pose model tracks one person).
+    """
+
+    ZOOM = 384  # pixels of the enlarged head crop
+    CROP = 3.0  # the crop's half size in eye distances (pose points 2 and 5)
+
+    def __init__(self, max_faces: int = 4, min_confidence: float = 0.5, zoom_small: bool = True):
         from ..capture.people_masks import _mediapipe
 
         mp = _mediapipe()
         self._mesh = mp.solutions.face_mesh.FaceMesh(static_image_mode=True, refine_landmarks=True,
                                                      max_num_faces=max_faces,
                                                      min_detection_confidence=min_confidence)
+        # pose complexity 1: the model that ships in the wheel (0 and 2 would be downloaded)
+        self._pose = mp.solutions.pose.Pose(static_image_mode=True, model_complexity=1) if zoom_small else None
 
     def close(self) -> None:
         self._mesh.close()
+        if self._pose is not None:
+            self._pose.close()
 
     def __enter__(self):
         return self
@@ -57,15 +70,41 @@ class FaceMeshDetector:
 
     def detect(self, image: np.ndarray) -> list[FaceObservation]:
         """All faces in ``image`` (H, W, 3) uint8 RGB, largest first."""
+        image = np.ascontiguousarray(image[..., :3])
+        obs = self._faces(image, 0.0, 0.0, 1.0)
+        if not obs and self._pose is not None:
+            crop = self._head_crop(image)
+            if crop is not None:
+                x0, y0, x1, y1 = crop
+                zoomed = cv2.resize(image[y0:y1, x0:x1], (self.ZOOM, self.ZOOM), interpolation=cv2.INTER_CUBIC)
+                obs = self._faces(zoomed, x0, y0, (x1 - x0) / self.ZOOM)[:1]
+        return obs
+
+    def _faces(self, image: np.ndarray, x0: float, y0: float, scale: float) -> list[FaceObservation]:
+        """Faces in ``image``, their landmarks mapped by ``x0 + scale * x`` (a crop back to its photo)."""
         h, w = image.shape[:2]
-        res = self._mesh.process(np.ascontiguousarray(image[..., :3]))
-        found = res.multi_face_landmarks or []
+        found = self._mesh.process(image).multi_face_landmarks or []
         obs = []
         for face in found:
-            p = np.array([(q.x * w, q.y * h, q.z * w) for q in face.landmark], np.float32)
+            p = np.array([(q.x * w, q.y * h, q.z * w) for q in face.landmark], np.float32) * scale
+            p[:, 0] += x0
+            p[:, 1] += y0
             box = (float(p[:, 0].min()), float(p[:, 1].min()), float(p[:, 0].max()), float(p[:, 1].max()))
             obs.append(FaceObservation(p, box, len(found)))
         return sorted(obs, key=lambda o: -o.size)
+
+    def _head_crop(self, image: np.ndarray) -> tuple[int, int, int, int] | None:
+        """A square (x0, y0, x1, y1) around the head MediaPipe pose finds, or None."""
+        h, w = image.shape[:2]
+        res = self._pose.process(image)
+        if not res.pose_landmarks:
+            return None
+        p = np.array([(q.x * w, q.y * h) for q in res.pose_landmarks.landmark[:11]])  # face points
+        half = self.CROP * np.linalg.norm(p[2] - p[5]) + 1
+        c = p.mean(0)
+        x0, y0 = int(max(c[0] - half, 0)), int(max(c[1] - half, 0))
+        x1, y1 = int(min(c[0] + half, w)), int(min(c[1] + half, h))
+        return (x0, y0, x1, y1) if min(x1 - x0, y1 - y0) >= 16 else None
 
 
 def pick_face(faces: list[FaceObservation], where: str, face_index: int | None = None) -> FaceObservation:

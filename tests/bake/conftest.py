@@ -103,3 +103,21 @@ def validate_gltf(path: Path) -> dict:
     res = run_node_tool("validate_gltf.mjs", str(path))
     assert res.stdout.strip(), f"validator printed nothing: {res.stderr[-2000:]}"
     return json.loads(res.stdout.strip().splitlines()[-1])
+
+
+def play_in_model_viewer(glb: Path, animation: str, folder: Path) -> dict:
+    """check_animation.mjs's report for ``glb`` in a page with <model-viewer autoplay animation-name=...>."""
+    import base64
+
+    from recon.bake.report import viewer_script
+
+    js = viewer_script()
+    assert js is not None, "model-viewer bundle missing: run scripts/setup.sh"
+    src = "data:model/gltf-binary;base64," + base64.b64encode(Path(glb).read_bytes()).decode()
+    page = Path(folder) / f"{animation}.html"
+    page.write_text(f'<!doctype html><html><head><meta charset="utf-8"><script>{js}</script></head>'
+                    f'<body><model-viewer src="{src}" autoplay animation-name="{animation}" loading="eager">'
+                    '</model-viewer></body></html>')
+    res = run_node_tool("check_animation.mjs", str(page))
+    assert res.returncode == 0, res.stderr[-2000:]
+    return json.loads(res.stdout.strip().splitlines()[-1])

@@ -1,9 +1,6 @@
 """Rigged, animated assets: Rig (linear blend skinning), the glb skin/animation, posed meshes."""
 from __future__ import annotations
 
-import base64
-import json
-
 import numpy as np
 import pytest
 import trimesh
@@ -14,7 +11,7 @@ from recon.bake.textured_mesh import TexturedMesh
 from recon.bake.writers import read_mesh, write_mesh, write_posed_meshes
 from recon.bake.writers.glb import parse_glb
 
-from .conftest import run_node_tool, validate_gltf
+from .conftest import play_in_model_viewer, validate_gltf
 
 CENTRES = np.array([-1.0, 0.0, 1.0])  # joint heights along +Y: a three-bone chain
 TIMES = np.array([0.0, 0.4, 0.8, 1.2, 1.6])
@@ -213,18 +210,7 @@ def test_posed_meshes_per_key(rigged, tmp_path):
 
 
 def test_animation_plays_in_model_viewer(glb, tmp_path):
-    from recon.bake.report import viewer_script
-
-    js = viewer_script()
-    assert js is not None, "model-viewer bundle missing: run scripts/setup.sh"
-    src = "data:model/gltf-binary;base64," + base64.b64encode(glb.read_bytes()).decode()
-    page = tmp_path / "anim.html"
-    page.write_text(f'<!doctype html><html><head><meta charset="utf-8"><script>{js}</script></head>'
-                    f'<body><model-viewer src="{src}" autoplay animation-name="motion" loading="eager">'
-                    '</model-viewer></body></html>')
-    res = run_node_tool("check_animation.mjs", str(page))
-    assert res.returncode == 0, res.stderr[-2000:]
-    result = json.loads(res.stdout.strip().splitlines()[-1])
+    result = play_in_model_viewer(glb, "motion", tmp_path)
     assert result["loaded"], result
     assert result["animations"] == ["motion"]
     assert not result["paused"] and result["currentTime"] > 0 and result["duration"] == pytest.approx(TIMES[-1])

@@ -18,7 +18,8 @@ The mesh node and the root joint are both scene roots (a skinned mesh node takes
 
 A mesh with ``morph_positions`` gets one morph target per shape: a POSITION accessor of offsets stored
 sparse (only the vertices a shape moves), default weights 0, and the names in ``extras.targetNames``
-(the convention three.js / model-viewer and Blender read).
+(the convention three.js / model-viewer and Blender read); with ``morph_weights`` an animation
+"expressions" drives the weights (LINEAR).
 """
 from __future__ import annotations
 
@@ -41,6 +42,7 @@ LINEAR, LINEAR_MIPMAP_LINEAR, CLAMP_TO_EDGE = 9729, 9987, 33071
 _TYPES = {1: "SCALAR", 2: "VEC2", 3: "VEC3", 4: "VEC4", 16: "MAT4"}
 _NP = {FLOAT: np.float32, UINT32: np.uint32, UINT16: np.uint16, UINT8: np.uint8}
 ANIMATION = "motion"
+EXPRESSIONS = "expressions"
 
 
 def _pad4(b: bytes, fill: bytes = b"\0") -> bytes:
@@ -117,6 +119,11 @@ def encode_glb(mesh: TexturedMesh, stem: str) -> dict[str, bytes]:
     if targets:
         prim["targets"] = targets
         gltf["meshes"][0].update(weights=[0.0] * len(targets), extras={"targetNames": list(mesh.morph_names)})
+    if mesh.morph_weights is not None:
+        sampler = {"input": accessor(mesh.morph_times, FLOAT, None, minmax=True),
+                   "output": accessor(mesh.morph_weights.reshape(-1), FLOAT, None), "interpolation": "LINEAR"}
+        gltf.setdefault("animations", []).append({"name": EXPRESSIONS, "samplers": [sampler], "channels": [
+            {"sampler": 0, "target": {"node": 0, "path": "weights"}}]})
     gltf["buffers"] = [{"byteLength": len(blob)}]
 
     js = _pad4(json.dumps(gltf, separators=(",", ":")).encode(), b" ")
@@ -257,6 +264,11 @@ def read_glb(path: Path) -> TexturedMesh:
         at = prim["attributes"]
         targets = prim.get("targets", [])
         morphs = np.stack([acc(t["POSITION"]) for t in targets]).astype(np.float32) if targets else None
+        anim = [a for a in gltf.get("animations", []) if a.get("name") == EXPRESSIONS]
+        times = weights = None
+        if anim and morphs is not None:
+            times = acc(anim[0]["samplers"][0]["input"]).astype(np.float64)
+            weights = acc(anim[0]["samplers"][0]["output"]).reshape(len(times), len(morphs)).copy()
         mat = gltf["materials"][prim["material"]] if "material" in prim else {}
         pbr = mat.get("pbrMetallicRoughness", {})
         return TexturedMesh(
@@ -266,7 +278,7 @@ def read_glb(path: Path) -> TexturedMesh:
             orm=tex(pbr.get("metallicRoughnessTexture")),
             tangents=acc(at["TANGENT"]).copy() if "TANGENT" in at else None,
             material="radiance" if "KHR_materials_unlit" in mat.get("extensions", {}) else "pbr",
-            rig=_read_rig(gltf, at, acc), morph_positions=morphs,
+            rig=_read_rig(gltf, at, acc), morph_positions=morphs, morph_times=times, morph_weights=weights,
             morph_names=tuple(gltf["meshes"][0].get("extras", {}).get("targetNames", ()))[:len(targets)])
     except (ValueError, KeyError, IndexError, struct.error, OSError) as exc:
         raise InputError(path, f"cannot read glb ({exc.__class__.__name__}: {exc})") from None
