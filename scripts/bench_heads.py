@@ -31,6 +31,7 @@ import numpy as np
 import torch
 from scipy.spatial import cKDTree
 
+from recon.eval.align import apply_similarity, umeyama
 from recon.heads.fit import HeadFitConfig, fit_head
 from recon.heads.model import RIGID68, interocular, load_head_model
 from recon.heads.observe import FaceMeshDetector
@@ -38,17 +39,6 @@ from recon.synth.heads import SyntheticHead, head_cameras, random_expression, ra
 
 SIZE = 512
 FACE_VERTICES = 9409  # ICT's face region: vertices 0..9408
-
-
-def umeyama(src: np.ndarray, dst: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
-    """Similarity s, R, t minimising |s R src + t - dst|² ((N, 3) points)."""
-    ms, md = src.mean(0), dst.mean(0)
-    a, b = src - ms, dst - md
-    U, S, Vt = np.linalg.svd(b.T @ a / len(src))
-    D = np.diag([1, 1, np.sign(np.linalg.det(U @ Vt))])
-    R = U @ D @ Vt
-    s = float(np.trace(np.diag(S) @ D) / (a ** 2).sum(1).mean())
-    return s, R, md - s * R @ ms
 
 
 def project(points: np.ndarray, w2c: np.ndarray, f: float, c: float) -> np.ndarray:
@@ -63,8 +53,7 @@ def landmark_error(pred: np.ndarray, true: np.ndarray) -> float:
 
 
 def chamfer_percent(model, fit_v: np.ndarray, true_v: np.ndarray, lm: np.ndarray) -> float:
-    s, R, t = umeyama(fit_v[lm[list(RIGID68)]], true_v[lm[list(RIGID68)]])
-    a = (s * fit_v[:FACE_VERTICES] @ R.T) + t
+    a = apply_similarity(umeyama(fit_v[lm[list(RIGID68)]], true_v[lm[list(RIGID68)]]), fit_v[:FACE_VERTICES])
     b = true_v[:FACE_VERTICES]
     d = 0.5 * (cKDTree(b).query(a)[0].mean() + cKDTree(a).query(b)[0].mean())
     return float(d / head_height(model, true_v, lm) * 100)
@@ -95,8 +84,7 @@ def bench_photo(model, det, seed: int) -> dict:
     lm = model.landmarks68.numpy()
     fv = fitted_vertices(model, fit.identity, fit.expression[0])
     tv = head.vertices
-    s, R, t = umeyama(fv[lm[list(RIGID68)]], tv[lm[list(RIGID68)]])
-    aligned = s * fv @ R.T + t
+    aligned = apply_similarity(umeyama(fv[lm[list(RIGID68)]], tv[lm[list(RIGID68)]]), fv)
     w2c = [np.linalg.inv(m) for m in cams.c2w]
     head_to_world = np.linalg.inv(w2c[0]) @ fit.head_to_camera(0)  # via the photo's true camera
     registered = fv @ head_to_world[:3, :3].T + head_to_world[:3, 3]

@@ -17,6 +17,7 @@ import argparse
 import json
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -109,7 +110,7 @@ def main() -> int:
         times, expressions = np.array([0.0, 1.0, 2.0]), np.stack([0 * fit.expression[0], fit.expression[0],
                                                                    0 * fit.expression[0]])
     mesh = head_mesh(model, fit.identity, tex, times, expressions)
-    mesh = type(mesh)(**{**mesh.__dict__, "material": "radiance"})  # the photo's light is in the colour
+    mesh = replace(mesh, material="radiance")  # the photo's light is in the colour
     # all 478 detected landmarks (irises included) against the fitted head's embedded points
     emb, _ = mediapipe_embedding()
     p = emb.at(torch.as_tensor(verts), model.faces).numpy() @ T[:3, :3].T + T[:3, 3]
@@ -124,8 +125,8 @@ def main() -> int:
     (out / "landmarks.json").write_text(json.dumps(
         {k: {"count": len(s), "points": s.to_json()} for k, s in sets.items()}))
     cam = Cameras.create(np.linalg.inv(T), f, f, W / 2, H / 2, W, H)
-    posed = type(mesh)(**{**mesh.__dict__, "positions": (mesh.positions + np.einsum(
-        "k,kvc->vc", fit.expression[k], mesh.morph_positions)).astype(np.float32)})  # the texture frame's face
+    posed = replace(mesh, positions=(mesh.positions + np.einsum(
+        "k,kvc->vc", fit.expression[k], mesh.morph_positions)).astype(np.float32))  # the texture frame's face
     view = render(posed, cam, lit=False)[0]
     rr = (np.clip(view["rgb"], 0, 1) * 255).astype(np.uint8)
     dense = sets["dense"].at(torch.as_tensor(verts), model.faces).numpy() @ T[:3, :3].T + T[:3, 3]

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 import torch
+from kornia.geometry.conversions import axis_angle_to_rotation_matrix
 from scipy.optimize import minimize
 from torch import Tensor
 
@@ -64,17 +65,6 @@ class HeadFit:
         T = np.eye(4)
         T[:3, :3], T[:3, 3] = self.rotation[k], self.translation[k]
         return T
-
-
-def _axis_angle_to_matrix(r: Tensor) -> Tensor:
-    """(N, 3) axis-angle -> (N, 3, 3) (Rodrigues)."""
-    theta = r.norm(dim=1, keepdim=True).clamp_min(1e-12)
-    k = r / theta
-    K = torch.zeros(len(r), 3, 3, dtype=r.dtype)
-    K[:, 0, 1], K[:, 0, 2], K[:, 1, 2] = -k[:, 2], k[:, 1], -k[:, 0]
-    K = K - K.transpose(1, 2)
-    s, c = torch.sin(theta)[..., None], torch.cos(theta)[..., None]
-    return torch.eye(3, dtype=r.dtype) + s * K + (1 - c) * (K @ K)
 
 
 def _pnp(points3: np.ndarray, points2: np.ndarray, K: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -137,7 +127,7 @@ def fit_head(model: HeadModel, observations: list[FaceObservation], intrinsics: 
     def residual(x: Tensor) -> tuple[Tensor, Tensor]:
         ident, expr, rot, trans = unpack(x)
         P = points(ident, expr)  # (N or 1, P, 3)
-        R = _axis_angle_to_matrix(rot)
+        R = axis_angle_to_rotation_matrix(rot)
         pc = torch.einsum("nij,npj->npi", R, P.expand(n, -1, -1)) + trans[:, None]
         z = pc[..., 2].clamp_min(1e-3)
         uv = torch.stack([intr[:, None, 0] * pc[..., 0] / z + intr[:, None, 2],
