@@ -240,6 +240,9 @@ def _add_library_parser(sub) -> None:
     p.add_argument("asset", help="asset id (or unique prefix), NAME or NAME@VERSION")
     p.add_argument("--out", required=True, metavar="FILE", help="output file (a folder for --format folder)")
     p.add_argument("--format", choices=["glb", "obj", "ply", "folder"], help="default: the --out suffix")
+    p.add_argument("--landmarks", action="store_true",
+                   help="also write the asset's landmark sets (a head's landmarks.json: Multi-PIE 68, dense, "
+                        "MediaPipe 478, as triangle + barycentric) beside the file, as <stem>.landmarks.json")
     p = action("rm", "remove assets (their blobs go when no other asset uses them)", json_out=False)
     p.add_argument("assets", nargs="+", help="asset ids, NAMEs or NAME@VERSIONs")
     action("gc", "delete unreferenced blobs and leftovers of interrupted writes", json_out=False)
@@ -266,6 +269,8 @@ def _cmd_library(args) -> int:
             print(json.dumps(a.to_dict(), indent=2) if as_json else f"{a.id} {a.name} v{a.version}")
         elif cmd == "export":
             print(lib.export(args.asset, args.out, format=args.format))
+            if args.landmarks:
+                print(lib.export_landmarks(args.asset, args.out))
         elif cmd == "rm":
             for ref in args.assets:
                 a = lib.remove(ref)
@@ -388,13 +393,20 @@ def _add_fit_parser(sub) -> None:
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--video", metavar="FILE", help="a video of the subject (frames picked, cameras from SfM)")
     src.add_argument("--data", metavar="DIR", help="capture folder or any source recon reads")
+    src.add_argument("--image", metavar="FILE", help="one photo of a face (--subject head, the default for a photo)")
     p.add_argument("--subject", choices=("auto",) + SUBJECT_KINDS, default="auto",
                    help="what the capture shows (default auto: a subject that moves against the background "
                         "and does not move rigidly gets the articulated model, anything else the object "
                         "model; the run says which and why). 'object' and 'articulated' have their own "
                         "models (a subject that never moves is fitted as an object even when articulated is "
-                        "asked for, and the run says it is static); head, body and garment are fitted as static objects for now and recorded "
-                        "as kind 'object' with requested_subject set to what you asked for")
+                        "asked for, and the run says it is static); 'head' fits the ICT-FaceKit head model "
+                        "to the face's landmarks in one photo (--image) or a video: an asset with the 57 ARKit "
+                        "expressions as morph targets and dense landmarks (landmarks.json). body and garment "
+                        "are fitted as static objects for now and recorded as kind 'object' with "
+                        "requested_subject set to what you asked for")
+    p.add_argument("--face-index", type=int, metavar="N",
+                   help="head: the face to fit when a frame holds several (0 = the largest, the default; "
+                        "config head.face_index)")
     p.add_argument("--name", help="asset name (default: the source's file or folder name)")
     p.add_argument("--out", metavar="OUT", help="job folder (default: out/<name>)")
     p.add_argument("--minutes", type=float, help="training wall-time budget in minutes (config fit.minutes)")
@@ -420,7 +432,7 @@ def _cmd_fit(args) -> int:
     from .pipeline import fit, fitted_kind
 
     for opt, key in ((args.minutes, "fit.minutes"), (args.iterations, "fit.iterations"), (args.backend, "backend"),
-                     (args.up, "capture.up"), (args.materials, "materials.mode")):
+                     (args.up, "capture.up"), (args.materials, "materials.mode"), (args.face_index, "head.face_index")):
         if opt is not None:
             args.overrides.append(f"{key}={opt}")
     args.overrides += _mask_overrides(args)
@@ -428,10 +440,13 @@ def _cmd_fit(args) -> int:
     if args.subject != fitted_kind(args.subject) and not args.quiet:
         print(f"recon: no {args.subject} model yet: fitting a static object model; the asset is recorded as "
               f"kind 'object' (requested_subject '{args.subject}')", file=sys.stderr)
-    res = fit(args.video or args.data, out=args.out, subject=args.subject, name=args.name, preset=args.preset,
+    res = fit(args.video or args.data or args.image, out=args.out, subject=args.subject, name=args.name, preset=args.preset,
               overrides=args.overrides, config=cfg, bake=not args.no_bake, resume=args.resume,
               overwrite=args.overwrite)
     ev = res.eval
+    if res.kind == "head":
+        _print_head(res)
+        return 0
     extra = f", mask IoU {ev['mask_iou']:.3f}" if "mask_iou" in ev else ""
     split = "held-out" if ev["split"] == "test" else "training"
     print(f"{res.fit_dir}: {res.kind} model; field PSNR {ev['psnr']:.2f} dB, SSIM {ev['ssim']:.3f}{extra} on "
@@ -447,6 +462,17 @@ def _cmd_fit(args) -> int:
               f"{'watertight' if m['watertight'] else 'not watertight'}, {m['texture_size']} px textures"
               + "".join(f"; {s}" for s in scores if s) + "; report.html, turntable.mp4")
     return 0
+
+
+def _print_head(res) -> None:
+    ev, m = res.eval, res.metrics
+    print(f"{res.fit_dir}: head model; {ev['frames_fitted']} of {ev['frames_read']} frames fitted, the 478 "
+          f"detected landmarks reproject at {ev['landmarks478_px_mean']:.2f} px mean; {ev['fit_seconds']:.0f} s")
+    if m is not None:
+        lm = ", ".join(f"{k} {v}" for k, v in m["landmarks"].items())
+        print(f"{res.asset_dir}: {m['name']}.glb ({m['triangles']} triangles on ICT-FaceKit's topology, "
+              f"{m['morph_targets']} expression morph targets, '{m['animation']}' animation), landmarks.json "
+              f"({lm}); report.html")
 
 
 def main(argv: list[str] | None = None) -> int:

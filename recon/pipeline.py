@@ -4,7 +4,8 @@ every ingestion job run.
     from recon import fit
     result = fit("cat.mp4", out="out/cat")       # a video, image folder, transforms.json, ...
     result.asset_dir / "cat.glb", result.metrics["psnr_heldout_baked"], result.eval["psnr"]
-    result.kind                                  # the model that was fitted: "object" or "articulated"
+    result.kind                                  # the model that was fitted: "object", "articulated" or "head"
+    fit("photo.jpg", out="out/me", subject="head")  # a head: ICT-FaceKit fitted to face landmarks (recon.heads.job)
 
 The job folder (DESIGN.md):
 
@@ -33,7 +34,7 @@ from .ops.backend import use_backend
 
 log = get_logger(__name__)
 
-SUBJECT_MODELS = ("object", "articulated")  # subjects with their own model; the others are fitted as static objects
+SUBJECT_MODELS = ("object", "articulated", "head")  # subjects with their own model; the others are fitted as static objects
 STAGES = ("capture", "fit", "asset")
 
 
@@ -79,6 +80,34 @@ def still_subject(cap: Capture, cfg: Config) -> bool:
                 "(silhouette IoU %.2f >= articulated.still_iou %.2f): it is static; fitting it as a static object "
                 "(kind 'object')", iou, need)
     return True
+
+
+def _is_photo(data) -> bool:
+    from .core.imageio import IMAGE_SUFFIXES
+
+    return not isinstance(data, Capture) and Path(data).is_file() and Path(data).suffix.lower() in IMAGE_SUFFIXES
+
+
+def _fit_head(data, out: Path, name: str, cfg: Config, subject: str, resume: bool, bake: bool, preset, overrides,
+              provenance) -> "PipelineResult":
+    """The head model's job (``recon.heads.job``) in ``out``."""
+    from . import __version__
+    from .heads.job import fit_head_job
+
+    src = None if isinstance(data, Capture) else str(Path(data).resolve())
+    prov = {"name": name, "source_path": src, "config_hash": config_hash(cfg), "preset": preset,
+            "overrides": overrides, "recon_version": __version__, **(provenance or {}), "requested_subject": subject}
+    if not isinstance(data, Capture):
+        from .capture.load import VIDEO_SUFFIXES
+        from .core.fsutil import sha256_file
+
+        if not (_is_photo(data) or (Path(data).is_file() and Path(data).suffix.lower() in VIDEO_SUFFIXES)):
+            raise InputError(data, "a head is fitted from one photo (--image) or a video (--video), not a "
+                                   "capture folder")
+        prov.update(source_hash=sha256_file(data), source_kind="photo" if _is_photo(data) else "video")
+    ev, metrics = fit_head_job(data, out, name, cfg, resume=resume, bake=bake,
+                               provenance={k: v for k, v in prov.items() if v is not None})
+    return PipelineResult(out, ev, out / "asset" if metrics is not None else None, metrics, "head", subject)
 
 
 @dataclass(frozen=True)
@@ -153,9 +182,10 @@ def fit(data, out: str | Path | None = None, *, subject: str = "auto", name: str
 
     data: anything ``recon.load_capture`` reads (video, image folder, transforms.json,
         COLMAP, IDR/DTU), a recon capture folder, or an in-memory Capture (then ``out`` is required).
-    subject: auto (``pick_subject``: articulated for a subject that moves and bends, else object),
-        object, articulated, head, body or garment (head, body and garment have no model of their own
-        yet: they are fitted as static objects, with a warning, and recorded as ``kind: object``
+    subject: auto (``pick_subject``: articulated for a subject that moves and bends, else object; a
+        single photo: head), object, articulated, head (one photo or a video of a face: ICT-FaceKit fitted
+        to its landmarks, ``recon.heads.job``), body or garment (body and garment have no model of their
+        own yet: they are fitted as static objects, with a warning, and recorded as ``kind: object``
         with ``requested_subject`` saying what was asked for). A subject headed for the articulated
         model that never moves (``still_subject``) is fitted as a static object, and the run says so.
     config: a resolved Config; else ``preset`` + ``config_file`` + ``overrides``.
@@ -183,8 +213,17 @@ def fit(data, out: str | Path | None = None, *, subject: str = "auto", name: str
             raise InputError(data, "no such file or folder")
         name = name or default_out(data).name
     out = Path(out) if out is not None else Path("out") / name
-    in_place = isinstance(data, Capture) or _is_capture_folder(data)
+    if kind == "auto" and _is_photo(data):
+        kind = "head"
+        log.info("subject: one photo: head model (the only model one photo fits)")
+    elif kind != "head" and _is_photo(data):
+        raise InputError(data, f"one photo fits only a head (--subject head); a {kind} needs a video or a "
+                               "capture folder (--video / --data)")
+    in_place = kind != "head" and (isinstance(data, Capture) or _is_capture_folder(data))
     _prepare_out(out, resume, overwrite, uses_capture_dir=not in_place)
+    if kind == "head":
+        return _fit_head(data, out, name, cfg, subject, resume, bake, preset if config is None else None,
+                         list(overrides), provenance)
 
     # capture
     cap_dir = None if isinstance(data, Capture) else Path(data) if in_place else out / "capture"

@@ -46,10 +46,25 @@ def project(points: np.ndarray, w2c: np.ndarray, f: float, c: float) -> np.ndarr
     return f * p[:, :2] / p[:, 2:3] + c
 
 
+GROUPS = {"jaw": slice(0, 17), "brows": slice(17, 27), "nose": slice(27, 36), "eyes": slice(36, 48),
+          "mouth": slice(48, 68)}  # the Multi-PIE 68's regions
+
+
+def point_errors(pred: np.ndarray, true: np.ndarray) -> np.ndarray:
+    """(68,) 2D error of each point / inter-ocular distance x 100 ((68, 2) each)."""
+    iod = float(interocular(torch.as_tensor(true)[None])[0])
+    return np.linalg.norm(pred - true, axis=1) / iod * 100
+
+
 def landmark_error(pred: np.ndarray, true: np.ndarray) -> float:
     """Mean 2D error / inter-ocular distance x 100 ((68, 2) each)."""
-    iod = float(interocular(torch.as_tensor(true)[None])[0])
-    return float(np.linalg.norm(pred - true, axis=1).mean() / iod * 100)
+    return float(point_errors(pred, true).mean())
+
+
+def by_region(errors: list[np.ndarray]) -> dict[str, float]:
+    """Mean error per Multi-PIE region over a list of (68,) point errors."""
+    e = np.mean(errors, 0)
+    return {k: round(float(e[s].mean()), 2) for k, s in GROUPS.items()}
 
 
 def chamfer_percent(model, fit_v: np.ndarray, true_v: np.ndarray, lm: np.ndarray) -> float:
@@ -92,10 +107,11 @@ def bench_photo(model, det, seed: int) -> dict:
     for k in range(1, len(cams)):
         truth = project(tv[lm], w2c[k], f, c)
         reg.append(landmark_error(project(registered[lm], w2c[k], f, c), truth))
-        ali.append(landmark_error(project(aligned[lm], w2c[k], f, c), truth))
+        ali.append(point_errors(project(aligned[lm], w2c[k], f, c), truth))
     fit_view = landmark_error(project(fv[lm], fit.head_to_camera(0), f, c), project(tv[lm], w2c[0], f, c))
     return {"seed": seed, "detected": True, "seconds": seconds, "fit_view": fit_view,
             "heldout_registered": float(np.mean(reg)), "heldout_aligned": float(np.mean(ali)),
+            "heldout_aligned_regions": by_region(ali),
             "residual_px": float(fit.residual_px[0]), "expr_true": head.expression.tolist(),
             "expr_fit": fit.expression[0].tolist(), "chamfer": chamfer_percent(model, fv, tv, lm)}
 
@@ -140,10 +156,11 @@ def bench_video(model, det, seed: int, frames: int = 30) -> dict:
         T[:3, :3], T[:3, 3] = U @ Vt, 0.5 * (fit.translation[a] + fit.translation[b])
         e = 0.5 * (fit.expression[a] + fit.expression[b])
         fv = fitted_vertices(model, fit.identity, e)
-        errs.append(landmark_error(project(fv[lm], T, f, c), project(verts[k][lm], w2c[k], f, c)))
+        errs.append(point_errors(project(fv[lm], T, f, c), project(verts[k][lm], w2c[k], f, c)))
         chamfers.append(chamfer_percent(model, fv, verts[k], lm))
     gt = expr[np.array(idx)]
     return {"seed": seed, "frames_fitted": len(idx), "seconds": seconds, "heldout": float(np.mean(errs)),
+            "heldout_regions": by_region(errs),
             "heldout_frames": len(errs), "chamfer": float(np.mean(chamfers)),
             "residual_px": float(fit.residual_px.mean()),
             "expr_corr": float(np.corrcoef(gt.ravel(), fit.expression.ravel())[0, 1]),
@@ -167,7 +184,8 @@ def main() -> None:
             if r["detected"]:
                 print(f"photo {seed}: fit view {r['fit_view']:.2f}  held-out registered "
                       f"{r['heldout_registered']:.2f}  aligned {r['heldout_aligned']:.2f} (%IOD)  "
-                      f"chamfer {r['chamfer']:.2f}% head height  {r['residual_px']:.2f} px  {r['seconds']:.1f} s",
+                      f"chamfer {r['chamfer']:.2f}% head height  {r['residual_px']:.2f} px  {r['seconds']:.1f} s  "
+                      f"{r['heldout_aligned_regions']}",
                       flush=True)
             else:
                 print(f"photo {seed}: no face detected", flush=True)
@@ -176,7 +194,8 @@ def main() -> None:
                 out["videos"].append(v)
                 print(f"video {seed}: {v['frames_fitted']} frames fitted, held-out {v['heldout']:.2f} %IOD "
                       f"({v['heldout_frames']} frames), chamfer {v['chamfer']:.2f}% head height, "
-                      f"expr corr {v['expr_corr']:.2f}, {v['residual_px']:.2f} px, {v['seconds']:.1f} s", flush=True)
+                      f"expr corr {v['expr_corr']:.2f}, {v['residual_px']:.2f} px, {v['seconds']:.1f} s  {v['heldout_regions']}",
+                      flush=True)
     ph = [r for r in out["photos"] if r["detected"]]
 
     def pooled(rs):

@@ -28,8 +28,8 @@ def avocado_capture(shared_data, tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def job(avocado_capture, tmp_path_factory):
     out = tmp_path_factory.mktemp("job") / "avo"
-    # a head asked for: no head model yet, so an object is fitted and recorded as one
-    argv = ["fit", "--data", str(avocado_capture), "--out", str(out), "--name", "avo", "--subject", "head", "-q"]
+    # a body asked for: no body model yet, so an object is fitted and recorded as one
+    argv = ["fit", "--data", str(avocado_capture), "--out", str(out), "--name", "avo", "--subject", "body", "-q"]
     for o in TINY:
         argv += ["--set", o]
     assert main(argv) == 0
@@ -47,7 +47,7 @@ def test_recon_fit_goes_from_capture_to_a_finished_asset(job, avocado_capture):
     assert m["psnr_heldout_baked"] > 20.0 and m["psnr_heldout_baked_views"] == 4  # baked mesh vs held-out renders
     assert m["psnr_heldout_field"] == pytest.approx(fit_eval["psnr"]) and m["psnr_heldout_field_split"] == "test"
     assert "psnr" not in m and m["material"] == "radiance"
-    assert m["kind"] == "object" and m["requested_subject"] == "head"
+    assert m["kind"] == "object" and m["requested_subject"] == "body"
     # the mesh is the avocado in its own units (a wrong normalisation would be off by the whole object)
     assert m["chamfer"] < 0.03 * _gt_diagonal(avocado_capture) and m["fscore"] > 0.3
     assert m["triangles"] > 1000 and m["uv_coverage"] > 0.2  # a real surface, textured (watertightness: bench_bake)
@@ -58,17 +58,17 @@ def test_recon_fit_goes_from_capture_to_a_finished_asset(job, avocado_capture):
     prov = json.loads((asset / "provenance.json").read_text())
     cap = json.loads((avocado_capture / "capture.json").read_text())
     assert prov["name"] == "avo" and prov["kind"] == "object" and prov["source_hash"] == cap["source"]["hash"]
-    assert prov["requested_subject"] == "head" and prov["frame"]["up"] == [0, 1, 0]  # recon synth's +Y
+    assert prov["requested_subject"] == "body" and prov["frame"]["up"] == [0, 1, 0]  # recon synth's +Y
     assert prov["source_path"] == str(avocado_capture.resolve()) and len(prov["config_hash"]) == 16
     assert not (job / "capture").exists()  # a recon capture folder is used in place
 
 
-def test_a_requested_head_is_filed_as_the_object_it_is(job, tmp_path):
+def test_a_requested_body_is_filed_as_the_object_it_is(job, tmp_path):
     from recon.library import Library
 
     with Library(tmp_path / "lib.db") as lib:
         added = lib.add(job / "asset")
-        assert added.kind == "object" and lib.find(kind="head") == []
+        assert added.kind == "object" and lib.find(kind="body") == []
         assert [a.id for a in lib.find(kind="object")] == [added.id]
 
 

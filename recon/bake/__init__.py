@@ -43,8 +43,8 @@ import numpy as np
 
 from ..core.config import BakeConfig, MaterialsConfig
 from ..core.errors import InputError
-from ..core.fsutil import atomic_dir
 from ..core.log import get_logger
+from .asset_writer import input_strip, write_asset_folder
 from .extract import extract_surface
 from .field_protocol import SurfaceField, as_surface_field
 from .simplify import decimate
@@ -60,7 +60,6 @@ __all__ = ["bake_asset", "export_asset", "SurfaceField", "as_surface_field", "ex
 log = get_logger(__name__)
 
 HELDOUT_VIEWS = 8  # held-out views rendered for PSNR and shown in the report
-RELIT_LIGHTS = ("studio", "sunset")  # installed environment maps a PBR asset's report shows it under
 
 
 def _as_matrix(t) -> np.ndarray:
@@ -212,8 +211,6 @@ def bake_asset(field, normalization: np.ndarray | None, out_dir: str | Path, nam
     from ..capture.upright import upright_transform
     from ..eval.metrics import mesh_chamfer_fscore
     from .mesh_refine import refine_mesh
-    from .preview import write_previews
-    from .report import build_report, mask_overlay
 
     cfg = cfg or BakeConfig()
     if normalization is None:
@@ -299,59 +296,13 @@ def bake_asset(field, normalization: np.ndarray | None, out_dir: str | Path, nam
     asset = asset.transformed(A)
     metrics["extent"] = [float(v) for v in asset.positions.max(0) - asset.positions.min(0)]  # x, y (up), z
 
-    with atomic_dir(dest, overwrite=overwrite) as tmp:
-        files = []
-        for fmt in ("glb", "obj", "ply"):
-            files += [p.name for p in write_mesh(asset, tmp / f"{name}.{fmt}")]
-        if asset.rig is not None and cfg.posed_meshes:
-            from .writers import write_posed_meshes
-
-            files += [f"posed/{p.name}" for p in write_posed_meshes(asset, tmp / "posed")]
-        previews = write_previews(asset, tmp, cfg.turntable_frames, cfg.preview_size, light=light)
-        metrics["turntable_codec"] = previews["turntable_codec"]
-        relit = {}
-        if light is not None:
-            from ..render.environment import builtin_environments, load_environment, save_environment
-            from .preview import relit_turntables
-
-            save_environment(tmp / "environment.hdr", light)
-            files.append("environment.hdr")
-            maps = builtin_environments()
-            lights = {"the recovered capture light": light}
-            lights.update({n: load_environment(maps[n]) for n in RELIT_LIGHTS if n in maps})
-            relit = relit_turntables(asset, cfg.turntable_frames, cfg.preview_size // 2, lights)
-        videos = {}  # a rigged asset's report plays its animation, shows its rest pose and its motion
-        if asset.rig is not None:
-            from .preview import write_motion_video
-            from .writers.glb import ANIMATION
-
-            videos = {"animation": ANIMATION, "turntable": (tmp / "turntable.mp4").read_bytes()}
-            if capture is not None and capture.cameras is not None and len(capture):
-                # N @ inv(A): the asset's frame -> the normalised world the capture's cameras are in
-                metrics.update(write_motion_video(asset, capture, N @ np.linalg.inv(A), tmp / "motion.mp4"))
-                files.append("motion.mp4")
-                videos["motion"] = (tmp / "motion.mp4").read_bytes()
-        metrics["bake_seconds"] = round(time.perf_counter() - t0, 2)
-        metrics["files"] = sorted(files + ["thumb.png", "turntable.mp4", "report.html", "metrics.json"]
-                                  + (["provenance.json"] if provenance is not None else []))
-        inputs, masks_note = [], None
-        if capture is not None and len(capture):
-            pick = np.unique(np.linspace(0, len(capture) - 1, min(12, len(capture))).round().astype(int))
-            inputs = [capture.images[i] for i in pick]
-            if capture.masks is not None:
-                inputs = [mask_overlay(im, capture.masks[i]) for im, i in zip(inputs, pick)]
-                masks_note = (capture.meta.get("masks") or {}).get("method", "the capture's own")
-        textures = {"albedo" if asset.material == "pbr" else "base colour": asset.base_color}
-        if asset.orm is not None:
-            textures["occlusion / roughness / metallic"] = asset.orm
-        if asset.normal_map is not None:
-            textures["normal"] = asset.normal_map
-        page = build_report(name, (tmp / f"{name}.glb").read_bytes(), metrics, previews["thumb"], inputs, pairs,
-                            textures, _report_camera(capture, N, A, asset), masks_note, relit=relit, **videos)
-        (tmp / "report.html").write_text(page, encoding="utf-8")
-        (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2))
-        if provenance is not None:
-            (tmp / "provenance.json").write_text(json.dumps({**provenance, "frame": frame}, indent=2))
+    motion = None
+    if asset.rig is not None and capture is not None and capture.cameras is not None and len(capture):
+        motion = (capture, N @ np.linalg.inv(A))  # the asset's frame -> the normalised world of the cameras
+    inputs, masks_note = input_strip(capture)
+    write_asset_folder(dest, name, asset, metrics, cfg, started=t0, frame=frame, provenance=provenance,
+                       overwrite=overwrite, inputs=inputs, masks_note=masks_note, pairs=pairs,
+                       camera=_report_camera(capture, N, A, asset), light=light, motion=motion)
     log.info("baked %s: %d triangles, watertight %s, %s", name, metrics["triangles"], metrics["watertight"], dest)
     return metrics
 

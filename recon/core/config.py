@@ -302,6 +302,23 @@ class MaterialsConfig(_Section):
     exposure: bool = Field(False, description="Fit a per-photo exposure and white balance (phone videos).")
 
 
+class HeadConfig(_Section):
+    """The head model (``recon.heads``): ICT-FaceKit fitted to MediaPipe's face-mesh landmarks."""
+
+    frames: int = Field(30, ge=1, description="Video frames fitted together (evenly spread over the video).")
+    face_index: int | None = Field(None, ge=0, description="Which face to fit when a frame holds several "
+                                                           "(0 = the largest; default: the largest, with a warning).")
+    fov_deg: float = Field(40.0, gt=5, lt=150, description="Field of view across the longer side assumed for a "
+                                                           "photo or video without intrinsics.")
+    max_yaw_deg: float = Field(70.0, gt=0, le=90, description="A face turned further than this from the camera "
+                                                             "is past the landmarker's range: a photo is refused, "
+                                                             "a video frame dropped.")
+    steps: int = Field(1000, ge=1, description="L-BFGS-B iterations of the fit at most.")
+    texture_tile: int = Field(512, ge=64, le=4096, description="Texels per side of each UV tile of the atlas.")
+    texture_frames: int = Field(8, ge=1, description="Video: frames whose views are blended into the texture "
+                                                     "(the most frontal first).")
+
+
 class Config(_Section):
     """The whole run configuration. Later stages add their sections here."""
 
@@ -314,6 +331,7 @@ class Config(_Section):
     render: RenderConfig = Field(default_factory=RenderConfig)
     background: BackgroundConfig = Field(default_factory=BackgroundConfig)
     articulated: ArticulatedConfig = Field(default_factory=ArticulatedConfig)
+    head: HeadConfig = Field(default_factory=HeadConfig)
     fit: FitConfig = Field(default_factory=FitConfig)
     materials: MaterialsConfig = Field(default_factory=MaterialsConfig)
 

@@ -8,6 +8,8 @@ to glTF's top-left origin.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import cv2
 import numpy as np
 import torch
@@ -50,54 +52,77 @@ def head_mesh(model: HeadModel, identity: np.ndarray, base_color: np.ndarray,
                         base_color=base_color, morph_positions=morphs, morph_names=model.expression_names, **anim)
 
 
-def photo_texture(model: HeadModel, vertices: np.ndarray, head_to_camera: np.ndarray, intrinsics,
-                  photo: np.ndarray, tile: int = 512, depth_tolerance: float = 0.004) -> tuple[np.ndarray, float]:
-    """The atlas texture (tile * tiles wide, tile high, uint8 sRGB) of the head with model ``vertices``
-    (V, 3) seen in ``photo`` (H, W, 3 uint8) from ``head_to_camera`` (4, 4; OpenCV camera) with intrinsics
-    (fx, fy, cx, cy). Texels the photo sees (depth test against the head itself) take its colour; texels it
-    does not see take the colour of their mirror point (x -> -x, ICT's symmetry plane) where that one is
-    seen; the rest are filled from their neighbours (push-pull). Also returns the fraction of the atlas's
-    covered texels seen directly."""
+@dataclass(frozen=True)
+class TextureView:
+    """One photo of the fitted head: vertices (V, 3) the model's vertices in it (identity + its expression);
+    head_to_camera (4, 4) OpenCV camera; intrinsics (fx, fy, cx, cy) pixels; photo (H, W, 3) uint8 sRGB."""
+
+    vertices: np.ndarray
+    head_to_camera: np.ndarray
+    intrinsics: tuple[float, float, float, float]
+    photo: np.ndarray
+
+
+def photo_texture(model: HeadModel, views: list[TextureView], tile: int = 512, depth_tolerance: float = 0.004,
+                  sharpness: float = 4.0) -> tuple[np.ndarray, float]:
+    """The atlas texture (tile * tiles wide, tile high, uint8 sRGB) of the head seen in ``views``.
+
+    Each texel takes the views that see it (depth test against the head itself), blended with weights
+    cos(angle between its normal and the ray) ** ``sharpness`` so the most frontal view dominates; texels no
+    view sees take the colour of their mirror point (x -> -x, ICT's symmetry plane) where that one is seen;
+    the rest are filled from their neighbours (push-pull). Also returns the fraction of the atlas's covered
+    texels seen directly."""
     from ..bake.texture import dilate
     from ..ops.rasterize import rasterize
 
     vid, uv, faces = split_seams(model)
-    v = np.asarray(vertices, np.float64)[vid]
-    fx, fy, cx, cy = [float(x) for x in intrinsics]
-    R, t = head_to_camera[:3, :3], head_to_camera[:3, 3]
-
-    def to_screen(p: np.ndarray) -> np.ndarray:
-        c = p @ R.T + t
-        return np.stack([fx * c[:, 0] / c[:, 2] + cx, fy * c[:, 1] / c[:, 2] + cy, c[:, 2]], 1)
-
-    H, W = photo.shape[:2]
     f_t = torch.as_tensor(faces)
-    face_img, _, depth = rasterize(torch.as_tensor(to_screen(v)), f_t, H, W)
-    depth = np.where(face_img.numpy() >= 0, depth.numpy(), np.inf).astype(np.float32)
-    tiles = uv_tiles(model)
-    TW, TH = tile * tiles, tile
+    TW, TH = tile * uv_tiles(model), tile
     atlas = torch.as_tensor(np.concatenate([uv * [TW, TH], np.ones((len(uv), 1))], 1))
     tf, tb, _ = rasterize(atlas, f_t, TH, TW)
     covered = tf.numpy() >= 0
     fid, bary = tf.numpy()[covered], tb.numpy()[covered].astype(np.float64)
-    points = (v[faces[fid]] * bary[..., None]).sum(1)  # (T, 3) head frame
+    n = len(fid)
+    acc, wsum = np.zeros((2, n, 3)), np.zeros((2, n))  # [direct, mirrored]
 
-    def sample(p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        s = to_screen(p)
-        x, y = s[:, 0] - 0.5, s[:, 1] - 0.5  # pixel centres at +0.5
-        inside = (x >= 0) & (y >= 0) & (x <= W - 1) & (y <= H - 1) & (s[:, 2] > 0)
-        xi, yi = np.clip(np.rint(x).astype(int), 0, W - 1), np.clip(np.rint(y).astype(int), 0, H - 1)
-        seen = inside & (s[:, 2] <= depth[yi, xi] + depth_tolerance)
-        n = len(x)
-        rows = -(-n // 4096)  # remap's maps must stay under 32767 rows
-        mx, my = (np.pad(c.astype(np.float32), (0, rows * 4096 - n)).reshape(rows, 4096) for c in (x, y))
-        col = cv2.remap(photo, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE).reshape(-1, 3)[:n]
-        return col.astype(np.float32), seen
+    for view in views:
+        v = np.asarray(view.vertices, np.float64)[vid]
+        normals = unit_vertex_normals(trimesh.Trimesh(v, faces, process=False))
+        fx, fy, cx, cy = [float(x) for x in view.intrinsics]
+        R, t = view.head_to_camera[:3, :3], view.head_to_camera[:3, 3]
+        photo = view.photo
+        H, W = photo.shape[:2]
 
-    col, seen = sample(points)
-    mcol, mseen = sample(points * [-1.0, 1.0, 1.0])
-    use_mirror = ~seen & mseen
-    col[use_mirror] = mcol[use_mirror]
+        def to_screen(p: np.ndarray) -> np.ndarray:
+            c = p @ R.T + t
+            return np.stack([fx * c[:, 0] / c[:, 2] + cx, fy * c[:, 1] / c[:, 2] + cy, c[:, 2]], 1)
+
+        face_img, _, depth = rasterize(torch.as_tensor(to_screen(v)), f_t, H, W)
+        depth = np.where(face_img.numpy() >= 0, depth.numpy(), np.inf).astype(np.float32)
+        points = (v[faces[fid]] * bary[..., None]).sum(1)  # (T, 3) head frame
+        nrm = (normals[faces[fid]] * bary[..., None]).sum(1)
+
+        for k, mirror in enumerate((1.0, -1.0)):
+            p = points * [mirror, 1.0, 1.0]
+            s = to_screen(p)
+            x, y = s[:, 0] - 0.5, s[:, 1] - 0.5  # pixel centres at +0.5
+            inside = (x >= 0) & (y >= 0) & (x <= W - 1) & (y <= H - 1) & (s[:, 2] > 0)
+            xi, yi = np.clip(np.rint(x).astype(int), 0, W - 1), np.clip(np.rint(y).astype(int), 0, H - 1)
+            seen = inside & (s[:, 2] <= depth[yi, xi] + depth_tolerance)
+            ray = p @ R.T + t
+            cos = -np.einsum("nc,nc->n", (nrm * [mirror, 1.0, 1.0]) @ R.T, ray / np.linalg.norm(ray, axis=1,
+                                                                                           keepdims=True))
+            w = np.where(seen, np.clip(cos, 0.0, 1.0) ** sharpness + 1e-6, 0.0)
+            rows = -(-n // 4096)  # remap's maps must stay under 32767 rows
+            mx, my = (np.pad(c.astype(np.float32), (0, rows * 4096 - n)).reshape(rows, 4096) for c in (x, y))
+            col = cv2.remap(photo, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE).reshape(-1, 3)[:n]
+            acc[k] += w[:, None] * col
+            wsum[k] += w
+
+    seen = wsum[0] > 0
+    use_mirror = ~seen & (wsum[1] > 0)
+    col = np.where(seen[:, None], acc[0] / np.maximum(wsum[0], 1e-12)[:, None],
+                   acc[1] / np.maximum(wsum[1], 1e-12)[:, None])
     img = np.zeros((TH, TW, 3), np.float32)
     valid = np.zeros((TH, TW), bool)
     img[covered] = col

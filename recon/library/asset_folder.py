@@ -28,12 +28,12 @@ _ROLE_BY_SUFFIX = {".glb": "glb", ".gltf": "glb", ".obj": "obj", ".mtl": "mtl", 
                    ".ktx2": "texture", ".webp": "texture", ".mp4": "turntable", ".webm": "turntable",
                    ".html": "report"}
 _ROLE_BY_NAME = {"thumb.png": "thumb", "metrics.json": "metrics", "provenance.json": "provenance",
-                 "report.html": "report", "turntable.mp4": "turntable"}
+                 "report.html": "report", "turntable.mp4": "turntable", "landmarks.json": "landmarks"}
 
 
 def file_role(relpath: str) -> str:
     """The role of a file of an asset folder from its name: glb, obj, mtl, texture, ply, thumb,
-    turntable, report, metrics, provenance, or other."""
+    turntable, report, metrics, provenance, landmarks (a head's landmark sets), or other."""
     name = relpath.rsplit("/", 1)[-1].lower()
     if name in _ROLE_BY_NAME:
         return _ROLE_BY_NAME[name]
@@ -146,9 +146,10 @@ def read_asset_folder(asset_dir: str | Path, name: str | None = None, kind: str 
             (Path(f.path).stem for r in MESH_ROLES for f in files if f.role == r and "/" not in f.path), root.name)
     where = prov_file if prov_file.is_file() else root
     fitted = prov.get("kind")
-    for what, value in (("asset kind", kind), ("asset kind", fitted),
-                        ("requested subject", _known(prov.get("requested_subject")))):
-        _check_choice(where, what, value, ASSET_KINDS)
+    for what, value, choices in (("asset kind", kind, ASSET_KINDS), ("asset kind", fitted, ASSET_KINDS),
+                                 ("requested subject", _known(prov.get("requested_subject")),
+                                  ASSET_KINDS + ("auto",))):  # auto: the pipeline picked the model
+        _check_choice(where, what, value, choices)
     if kind and fitted and kind != fitted:
         raise InputError(where, f"kind '{kind}' contradicts the kind this asset was fitted as ('{fitted}'): "
                                 f"an asset is filed as the model really fitted")

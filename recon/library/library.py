@@ -416,6 +416,19 @@ class Library:
 
         return export_asset(self.get(ref), self.store, dest, format)
 
+    def export_landmarks(self, ref: str, dest: str | Path) -> Path:
+        """Write asset ``ref``'s landmark sets (its ``landmarks.json``: a head's) beside the export ``dest``
+        as ``<stem>.landmarks.json`` (into ``dest`` when it is a folder); returns the file written."""
+        asset = self.get(ref)
+        f = asset.file("landmarks")
+        if f is None:
+            raise InputError(None, f"{asset.name}@{asset.version} (kind {asset.kind}) has no landmark sets: "
+                                   "only heads carry them")
+        dest = Path(dest).expanduser()
+        out = dest / "landmarks.json" if dest.is_dir() else dest.with_name(f"{dest.stem}.landmarks.json")
+        self.store.copy_to(f.hash, out)
+        return out
+
     # -- removal and maintenance ----------------------------------------------------------
 
     def remove(self, ref: str) -> Asset:
