@@ -33,12 +33,11 @@ from scipy.spatial import cKDTree
 
 from recon.eval.align import apply_similarity, umeyama
 from recon.heads.fit import HeadFitConfig, fit_head
-from recon.heads.model import RIGID68, interocular, load_head_model
+from recon.heads.model import FACE_VERTICES, RIGID68, interocular, load_head_model
 from recon.heads.observe import FaceMeshDetector
 from recon.synth.heads import SyntheticHead, head_cameras, random_expression, random_head, render_head
 
 SIZE = 512
-FACE_VERTICES = 9409  # ICT's face region: vertices 0..9408
 
 
 def project(points: np.ndarray, w2c: np.ndarray, f: float, c: float) -> np.ndarray:

@@ -5,7 +5,8 @@ import torch
 
 from recon.core.errors import InputError
 from recon.heads.fit import HeadFitConfig, fit_head
-from recon.heads.landmarks import _closest_on_triangles, closest_surface_points, landmark_sets, mediapipe_embedding
+from recon.heads.landmarks import (_closest_on_triangles, closest_surface_points, landmark_sets, mediapipe_embeddings,
+                                   view_yaw)
 from recon.heads.model import interocular, load_head_model
 from recon.heads.observe import NUM_LANDMARKS, FaceObservation, pick_face
 
@@ -61,10 +62,11 @@ def test_landmark_sets_lie_on_the_head(model):
 
 def _observations(model, identity, expression, poses, f=900.0, c=256.0):
     """MediaPipe-like observations: the embedded points of a known head, projected exactly."""
-    emb, _ = mediapipe_embedding()
-    p = emb.at(model.vertices(identity, expression).double(), model.faces).numpy()
+    emb = mediapipe_embeddings()
+    v = model.vertices(identity, expression).double()
     out = []
     for R, t in poses:
+        p = emb.points(v, model.faces, view_yaw(np.concatenate([R, t[:, None]], 1))).numpy()
         q = p @ R.T + t
         uv = f * q[:, :2] / q[:, 2:] + c
         lm = np.concatenate([uv, q[:, 2:] * f / q[:, 2:].mean()], 1).astype(np.float32)
@@ -139,3 +141,23 @@ def test_head_glb_carries_the_expressions_as_morph_targets(model, tmp_path):
     e[j] = 0.7
     truth = model.vertices(torch.as_tensor(ident), torch.as_tensor(e)).numpy()[vid]
     np.testing.assert_allclose(posed, truth, atol=1e-6)
+
+
+def test_yaw_embeddings_follow_the_camera(model):
+    """view_yaw reads the synthetic cameras' yaw back; the interpolation weights sum to one and pick the
+    calibrated yaws exactly; the outline's points slide round the face as it turns, the inner ones hardly."""
+    from recon.synth.heads import head_cameras
+
+    emb = mediapipe_embeddings()
+    cams = head_cameras([-50.0, 0.0, 30.0], 0.0, 256, target=(0.0, 0.0, 0.0))
+    got = [view_yaw(np.linalg.inv(c2w)) for c2w in cams.c2w]
+    np.testing.assert_allclose(got, [-50.0, 0.0, 30.0], atol=1e-6)
+    w = emb.weights([-90.0, -37.5, 0.0, 15.0])
+    np.testing.assert_allclose(w.sum(1), 1.0)
+    assert w[0, 0] == 1.0 and w[2, list(emb.yaw).index(0.0)] == 1.0 and w[3, list(emb.yaw).index(15.0)] == 1.0
+    assert (w[1] > 0).sum() == 2
+    v = model.neutral.double()
+    front, turned = emb.points(v, model.faces, 0.0).numpy(), emb.points(v, model.faces, 45.0).numpy()
+    moved = np.linalg.norm(front - turned, axis=1)
+    outline, nose_tip = 234, 1  # MediaPipe: a point of the face's outline (cheek), the nose tip
+    assert moved[outline] > 0.005 > moved[nose_tip]

@@ -5,7 +5,8 @@ frame's camera (axis-angle rotation, translation; the head frame is the model's:
 metres). Cameras are pinhole with known intrinsics (a photo without them gets ``default_focal``).
 
 Data: MediaPipe's 468 face points (the iris points follow the gaze and are left out) against the same
-points on the model (``landmarks.mediapipe_embedding``), a robust (Huber) reprojection error in units of
+points on the model where MediaPipe puts them at the frame's yaw (``landmarks.mediapipe_embeddings``:
+the face's outline points slide round it as it turns; the yaw comes from an initial PnP), a robust (Huber) reprojection error in units of
 the face's size, each point weighted by how close MediaPipe lands to it on synthetic heads (1 / noise²).
 Priors: identity ~ N(0, 1) per mode, expression small (L1: a face uses few shapes), and between
 consecutive video frames the expression and pose change smoothly. Initial poses come from PnP
@@ -23,7 +24,7 @@ from kornia.geometry.conversions import axis_angle_to_rotation_matrix
 from scipy.optimize import minimize
 from torch import Tensor
 
-from .landmarks import mediapipe_embedding
+from .landmarks import mediapipe_embeddings, view_yaw
 from .model import HeadModel
 from .observe import FACE_POINTS, FaceObservation
 
@@ -75,6 +76,98 @@ def _pnp(points3: np.ndarray, points2: np.ndarray, K: np.ndarray) -> tuple[np.nd
     return rvec.reshape(3), tvec.reshape(3)
 
 
+class LandmarkObjective:
+    """The landmark fit's energy (module docstring) over identity (100,), expression (E, 57) (E = 1: one
+    shared by every frame), rotation (N, 3) axis-angle and translation (N, 3) metres, head -> camera k.
+    Built once per fit: the initial poses (PnP, ``rotation0`` / ``translation0``) and each frame's two
+    calibrated embeddings nearest its yaw are fixed here."""
+
+    def __init__(self, model: HeadModel, observations: list[FaceObservation], intrinsics: np.ndarray,
+                 cfg: HeadFitConfig, frames: np.ndarray, shared_expression: bool):
+        self.cfg, self.n, self.shared = cfg, len(observations), shared_expression
+        n = self.n
+        emb = mediapipe_embeddings()
+        sel = np.arange(FACE_POINTS)
+        P = len(sel)
+        self.obs = torch.as_tensor(np.stack([o.landmarks[sel, :2] for o in observations]), dtype=torch.float64)
+        self.size = torch.as_tensor([o.size for o in observations], dtype=torch.float64)
+        self.intr = torch.as_tensor(np.asarray(intrinsics, np.float64).reshape(n, 4))
+        self.consecutive = torch.as_tensor(np.diff(frames) == 1)
+
+        # initial poses: PnP against the neutral head's frontal landmarks, then again with the landmarks where
+        # MediaPipe puts them at the yaw found; that yaw picks each frame's two nearest calibrated embeddings
+        # and their weights for the rest of the fit
+        v0 = model.neutral.double()
+        front = int(np.argmin(np.abs(emb.yaw)))
+        rv, tv, pairs, W = [], [], [], []
+        for k in range(n):
+            fx, fy, cx, cy = intrinsics[k]
+            K = np.array([[fx, 0, cx], [0, fy, cy], [0, 0, 1.0]])
+            r, t = _pnp(emb.at(front).at(v0, model.faces)[sel].numpy(), self.obs[k].numpy(), K)
+            yaw = view_yaw(np.concatenate([cv2.Rodrigues(r)[0], t[:, None]], 1))
+            w = emb.weights(yaw)[0]
+            b = np.argsort(-w)[:2]  # linear interpolation: at most two bins weigh
+            r, t = _pnp(emb.points(v0, model.faces, yaw)[sel].numpy(), self.obs[k].numpy(), K)
+            rv.append(r)
+            tv.append(t)
+            pairs.append(b)
+            W.append(w[b])
+        self.rotation0, self.translation0 = np.array(rv), np.array(tv)
+        pairs, self.W = np.array(pairs), torch.as_tensor(np.array(W))  # (N, 2) bins and their weights
+        corner = model.faces[torch.as_tensor(emb.face[pairs][:, :, sel])]  # (N, 2, P, 3) vertex ids
+        vids, inv = torch.unique(corner.reshape(-1), return_inverse=True)
+        self.inv = inv.reshape(n, -1)  # (N, 2 * P * 3)
+        self.bary = torch.as_tensor(emb.bary[pairs][:, :, sel], dtype=torch.float64)  # (N, 2, P, 3)
+        self.neutral = model.neutral[vids].double()
+        self.ibasis = model.identity_basis[:, vids].double()
+        self.ebasis = model.expression_basis[:, vids].double()
+        noise = torch.as_tensor(emb.noise[pairs][:, :, sel], dtype=torch.float64)  # (N, 2, P)
+        self.sigma = torch.sqrt((self.W[:, :, None] * noise).sum(1) ** 2 + NOISE_FLOOR ** 2)  # (N, P)
+
+    def points(self, identity: Tensor, expression: Tensor) -> Tensor:
+        """(N, P, 3): each frame's landmarks on the head (expression (N or 1, 57))."""
+        n = self.n
+        v = self.neutral + torch.einsum("k,kvc->vc", identity, self.ibasis) + \
+            torch.einsum("ek,kvc->evc", expression, self.ebasis)
+        g = v.expand(n, -1, -1)[torch.arange(n)[:, None], self.inv].reshape(n, 2, -1, 3, 3)  # corners
+        return torch.einsum("nb,nbpc->npc", self.W, (g * self.bary[..., None]).sum(-2))
+
+    def residual(self, identity: Tensor, expression: Tensor, rotation: Tensor, translation: Tensor) -> Tensor:
+        """(N, P, 2) projected model landmarks minus the detections, pixels."""
+        R = axis_angle_to_rotation_matrix(rotation)
+        pc = torch.einsum("nij,npj->npi", R, self.points(identity, expression)) + translation[:, None]
+        z = pc[..., 2].clamp_min(1e-3)
+        intr = self.intr
+        uv = torch.stack([intr[:, None, 0] * pc[..., 0] / z + intr[:, None, 2],
+                          intr[:, None, 1] * pc[..., 1] / z + intr[:, None, 3]], -1)
+        return uv - self.obs
+
+    def energy(self, identity: Tensor, expression: Tensor, rotation: Tensor, translation: Tensor) -> Tensor:
+        """The landmarks' robust error plus the priors and the video's smoothness (a scalar)."""
+        cfg, n = self.cfg, self.n
+        d = self.residual(identity, expression, rotation, translation)
+        e = d.norm(dim=-1) / self.size[:, None] / self.sigma  # (N, P) in noise sigmas
+        hub = torch.where(e < cfg.huber, 0.5 * e ** 2, cfg.huber * (e - 0.5 * cfg.huber))
+        loss = cfg.data_weight * hub.sum(1).mean()  # per frame
+        loss = loss + (cfg.identity_prior * 0.5 * (identity ** 2).sum() + cfg.expression_l1 * expression.sum()) / n
+        c = self.consecutive
+        if n > 1 and c.any():
+            if not self.shared:
+                loss = loss + cfg.smooth_expression * ((expression[1:] - expression[:-1]) ** 2).sum(1)[c].mean()
+            dp = ((rotation[1:] - rotation[:-1]) ** 2).sum(1) + ((translation[1:] - translation[:-1]) ** 2).sum(1) / 0.01
+            loss = loss + cfg.smooth_pose * dp[c].mean()
+        return loss
+
+    def result(self, identity: Tensor, expression: Tensor, rotation: Tensor, translation: Tensor,
+               frames: np.ndarray) -> HeadFit:
+        with torch.no_grad():
+            px = self.residual(identity, expression, rotation, translation).norm(dim=-1).mean(1)
+            R = axis_angle_to_rotation_matrix(rotation)
+        ex = expression.expand(self.n, -1) if self.shared else expression
+        return HeadFit(identity.detach().numpy().copy(), ex.detach().numpy().copy(), R.numpy(),
+                       translation.detach().numpy().copy(), frames, px.numpy(), (px / self.size).numpy())
+
+
 def fit_head(model: HeadModel, observations: list[FaceObservation], intrinsics: np.ndarray,
              cfg: HeadFitConfig | None = None, frames: np.ndarray | None = None,
              shared_expression: bool = False, progress=None) -> HeadFit:
@@ -86,67 +179,19 @@ def fit_head(model: HeadModel, observations: list[FaceObservation], intrinsics: 
     cfg = cfg or HeadFitConfig()
     n = len(observations)
     frames = np.arange(n) if frames is None else np.asarray(frames)
-    emb, noise = mediapipe_embedding()
-    sel = np.arange(FACE_POINTS)
-    faces = model.faces
-    corner = faces[torch.as_tensor(emb.face[sel])]  # (P, 3) vertex ids
-    vids, inv = torch.unique(corner.reshape(-1), return_inverse=True)
-    bary = torch.as_tensor(emb.bary[sel], dtype=torch.float64)
-    neutral = model.neutral[vids].double()
-    ibasis = model.identity_basis[:, vids].double()
-    ebasis = model.expression_basis[:, vids].double()
-
-    def points(identity: Tensor, expression: Tensor) -> Tensor:  # (..., P, 3)
-        v = neutral + torch.einsum("k,kvc->vc", identity, ibasis) + torch.einsum("...k,kvc->...vc", expression, ebasis)
-        return (v[..., inv.reshape(-1, 3), :] * bary[:, :, None]).sum(-2)
-
-    obs = torch.as_tensor(np.stack([o.landmarks[sel, :2] for o in observations]), dtype=torch.float64)  # (N, P, 2)
-    size = torch.as_tensor([o.size for o in observations], dtype=torch.float64)
-    sigma = torch.as_tensor(np.sqrt(noise[sel].astype(np.float64) ** 2 + NOISE_FLOOR ** 2))
-    intr = torch.as_tensor(np.asarray(intrinsics, np.float64).reshape(n, 4))
-
-    # initial poses: PnP against the neutral head
-    p0 = points(torch.zeros(model.num_identity, dtype=torch.float64),
-                torch.zeros(model.num_expression, dtype=torch.float64)).numpy()
-    rv, tv = [], []
-    for k in range(n):
-        fx, fy, cx, cy = intrinsics[k]
-        r, t = _pnp(p0, obs[k].numpy(), np.array([[fx, 0, cx], [0, fy, cy], [0, 0, 1.0]]))
-        rv.append(r)
-        tv.append(t)
+    obj = LandmarkObjective(model, observations, intrinsics, cfg, frames, shared_expression)
     E = 1 if shared_expression else n
     sizes = [model.num_identity, E * model.num_expression, 3 * n, 3 * n]
-    x0 = np.concatenate([np.zeros(sizes[0] + sizes[1]), np.array(rv).ravel(), np.array(tv).ravel() / T_UNIT])
+    x0 = np.concatenate([np.zeros(sizes[0] + sizes[1]), obj.rotation0.ravel(), obj.translation0.ravel() / T_UNIT])
     bounds = [(None, None)] * sizes[0] + [(0.0, 1.0)] * sizes[1] + [(None, None)] * (sizes[2] + sizes[3])
-    consecutive = torch.as_tensor(np.diff(frames) == 1)
 
     def unpack(x: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         ident, expr, rot, trans = torch.split(x, sizes)
         return ident, expr.reshape(E, -1), rot.reshape(n, 3), trans.reshape(n, 3) * T_UNIT
 
-    def residual(x: Tensor) -> tuple[Tensor, Tensor]:
-        ident, expr, rot, trans = unpack(x)
-        P = points(ident, expr)  # (N or 1, P, 3)
-        R = axis_angle_to_rotation_matrix(rot)
-        pc = torch.einsum("nij,npj->npi", R, P.expand(n, -1, -1)) + trans[:, None]
-        z = pc[..., 2].clamp_min(1e-3)
-        uv = torch.stack([intr[:, None, 0] * pc[..., 0] / z + intr[:, None, 2],
-                          intr[:, None, 1] * pc[..., 1] / z + intr[:, None, 3]], -1)
-        return uv - obs, R
-
     def objective(xn: np.ndarray) -> tuple[float, np.ndarray]:
         x = torch.tensor(xn, requires_grad=True)
-        ident, expr, rot, trans = unpack(x)
-        d, _ = residual(x)
-        e = d.norm(dim=-1) / size[:, None] / sigma  # (N, P) in noise sigmas
-        hub = torch.where(e < cfg.huber, 0.5 * e ** 2, cfg.huber * (e - 0.5 * cfg.huber))
-        loss = cfg.data_weight * hub.sum(1).mean()  # per frame
-        loss = loss + (cfg.identity_prior * 0.5 * (ident ** 2).sum() + cfg.expression_l1 * expr.sum()) / n
-        if n > 1 and consecutive.any():
-            if not shared_expression:
-                loss = loss + cfg.smooth_expression * ((expr[1:] - expr[:-1]) ** 2).sum(1)[consecutive].mean()
-            dp = ((rot[1:] - rot[:-1]) ** 2).sum(1) + ((trans[1:] - trans[:-1]) ** 2).sum(1) / 0.01
-            loss = loss + cfg.smooth_pose * dp[consecutive].mean()
+        loss = obj.energy(*unpack(x))
         loss.backward()
         if progress is not None:
             progress(min(objective.calls, cfg.steps), cfg.steps)
@@ -156,11 +201,4 @@ def fit_head(model: HeadModel, observations: list[FaceObservation], intrinsics: 
     objective.calls = 0
     res = minimize(objective, x0, jac=True, method="L-BFGS-B", bounds=bounds,
                    options={"maxiter": cfg.steps, "maxfun": 2 * cfg.steps})
-    x = torch.tensor(res.x)
-    ident, expr, _, trans = unpack(x)
-    with torch.no_grad():
-        d, R = residual(x)
-        px = d.norm(dim=-1).mean(1)
-    ex = expr.expand(n, -1) if shared_expression else expr
-    return HeadFit(ident.numpy().copy(), ex.numpy().copy(), R.numpy(), trans.numpy().copy(), frames,
-                   px.numpy(), (px / size).numpy())
+    return obj.result(*unpack(torch.tensor(res.x)), frames)

@@ -194,12 +194,13 @@ def _load_fit(fit_dir: Path):
 def landmark_errors(model: HeadModel, fit, faces: list, intr: np.ndarray) -> np.ndarray:
     """(N,) mean distance in pixels, per fitted frame, between MediaPipe's 478 detected points (iris
     included) and the same points on the fitted head projected into that frame."""
-    from .landmarks import mediapipe_embedding
+    from .landmarks import mediapipe_embeddings, view_yaw
 
-    emb, _ = mediapipe_embedding()
+    emb = mediapipe_embeddings()
     out = []
     for k, i in enumerate(fit.frames):
-        p = project(model, fit, k, emb.at(_posed(model, fit, k), model.faces).numpy(), intr[i])
+        yaw = view_yaw(fit.head_to_camera(k))
+        p = project(model, fit, k, emb.points(_posed(model, fit, k), model.faces, yaw).numpy(), intr[i])
         out.append(float(np.linalg.norm(p - faces[i].landmarks[:, :2], axis=1).mean()))
     return np.array(out)
 

@@ -4,7 +4,8 @@ any identity and expression and project into any render.
 Sets an asset carries (``landmark_sets``): ``multipie68`` (the 68 Multi-PIE points: ICT's landmark
 vertices), ``dense`` (``DENSE_POINTS`` points spread evenly over the skin of the face and head by
 farthest-point sampling on the neutral head, deterministic) and ``mediapipe478`` (where MediaPipe's face
-mesh points sit: ``scripts/make_landmark_embedding.py``).
+mesh points sit on a frontal face: ``scripts/make_landmark_embedding.py``; ``mediapipe_embeddings`` has
+them at other yaws too, where the outline's points have slid round the face).
 """
 from __future__ import annotations
 
@@ -101,12 +102,53 @@ def closest_surface_points(points: np.ndarray, vertices: np.ndarray, faces: np.n
     return SurfacePoints(cand.reshape(-1)[pick].astype(np.int64), bary[pick].astype(np.float32))
 
 
+@dataclass(frozen=True, eq=False)
+class YawEmbedding:
+    """MediaPipe's 478 landmarks on the topology at several yaws (``scripts/make_landmark_embedding.py``):
+    yaw (B,) degrees (``view_yaw``); face (B, 478) triangle ids; bary (B, 478, 3); noise (B, 478) how far
+    MediaPipe's detections of each land from it, RMS image distance in face sizes."""
+
+    yaw: np.ndarray
+    face: np.ndarray
+    bary: np.ndarray
+    noise: np.ndarray
+
+    def at(self, b: int) -> SurfacePoints:
+        return SurfacePoints(self.face[b], self.bary[b])
+
+    def weights(self, yaw_deg) -> np.ndarray:
+        """(N, B) linear interpolation weights over the calibrated yaws for views at ``yaw_deg`` (N,)
+        (clamped to the calibrated range)."""
+        y = np.clip(np.atleast_1d(np.asarray(yaw_deg, np.float64)), self.yaw[0], self.yaw[-1])
+        eye = np.eye(len(self.yaw))
+        return np.stack([np.array([np.interp(v, self.yaw, eye[:, b]) for b in range(len(self.yaw))]) for v in y])
+
+    def points(self, vertices: Tensor, faces: Tensor, yaw_deg: float) -> Tensor:
+        """(478, 3): the landmarks on a mesh (vertices (V, 3)) seen at ``yaw_deg``."""
+        w = torch.as_tensor(self.weights(yaw_deg)[0], dtype=vertices.dtype)
+        return sum(w[b] * self.at(b).at(vertices, faces) for b in range(len(self.yaw)) if w[b] > 0)
+
+
+def view_yaw(head_to_camera: np.ndarray) -> float:
+    """Degrees the head is turned from a camera (head -> camera rotation and translation, (4, 4) or
+    (3, 4)): the azimuth of the camera's centre in the head frame, atan2(x, z); 0 frontal, + the head's left
+    seen (``recon.synth.heads.head_cameras``' convention)."""
+    R, t = np.asarray(head_to_camera)[:3, :3], np.asarray(head_to_camera)[:3, 3]
+    c = -R.T @ t
+    return float(np.degrees(np.arctan2(c[0], c[2])))
+
+
 @lru_cache(maxsize=1)
-def mediapipe_embedding() -> tuple[SurfacePoints, np.ndarray]:
-    """MediaPipe's 478 landmarks on the topology, and how far MediaPipe's detections of each land from it:
-    (478,) RMS image distance in face sizes (``scripts/make_landmark_embedding.py``)."""
+def mediapipe_embeddings() -> YawEmbedding:
     d = np.load(EMBEDDING)
-    return SurfacePoints(d["face"], d["bary"]), d["noise"]
+    return YawEmbedding(d["yaw"].astype(np.float64), d["face"], d["bary"], d["noise"])
+
+
+def mediapipe_embedding() -> tuple[SurfacePoints, np.ndarray]:
+    """MediaPipe's 478 landmarks on the topology seen frontally, and their noise (478,) in face sizes."""
+    e = mediapipe_embeddings()
+    b = int(np.argmin(np.abs(e.yaw)))
+    return e.at(b), e.noise[b]
 
 
 def farthest_points(points: np.ndarray, n: int, start: int = 0) -> np.ndarray:

@@ -24,6 +24,7 @@ CM = 0.01  # the model's centimetres in metres
 # Multi-PIE 68: the eye corners that define the inter-ocular distance (outer corners, 0-based)
 OUTER_EYE_CORNERS = (36, 45)
 # the Multi-PIE points that move least with expression (ICT's rigid landmarks): align heads on these
+FACE_VERTICES = 9409  # ICT-FaceKit's face region: vertices 0..9408 (the skin in front of the ears and hairline)
 RIGID68 = (0, 36, 39, 42, 45, 16, 28, 31, 35)
 
 
