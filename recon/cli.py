@@ -389,7 +389,10 @@ def _add_fit_parser(sub) -> None:
                     "recon capture folder), solve and normalise the cameras into OUT/capture/, fit a neural field "
                     "(hash-grid NeRF or NeuS SDF, per the preset) into OUT/fit/ (checkpoints, log.jsonl, eval.json "
                     "with held-out PSNR/SSIM), and bake it into OUT/asset/: NAME.glb/.obj/.ply with PBR textures, "
-                    "metrics.json, thumb.png, turntable.mp4 and report.html.")
+                    "metrics.json, thumb.png, turntable.mp4 and report.html. A head (--image PHOTO, or "
+                    "--video FILE --subject head) skips SfM and the field: ICT-FaceKit's head is fitted to the "
+                    "face's MediaPipe landmarks and baked with its 57 expressions as morph targets and "
+                    "landmarks.json beside it.")
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--video", metavar="FILE", help="a video of the subject (frames picked, cameras from SfM)")
     src.add_argument("--data", metavar="DIR", help="capture folder or any source recon reads")

@@ -13,6 +13,8 @@ from recon.core.imageio import write_image  # noqa: E402
 from recon.heads.model import interocular, load_head_model  # noqa: E402
 from recon.synth.heads import head_cameras, random_head, render_head  # noqa: E402
 
+from .bake.conftest import run_node_tool  # noqa: E402
+
 SIZE = 512
 
 
@@ -63,6 +65,14 @@ def test_fit_a_head_from_a_photo_and_file_it(model, tmp_path, capsys):
     px = lambda q: f * q[:, :2] / q[:, 2:]  # noqa: E731
     err = np.linalg.norm(px(fitted) - px(truth), axis=1).mean() / float(interocular(torch.as_tensor(px(truth))))
     assert err < 0.05, err
+
+    page = (out / "asset" / "report.html").read_text()  # each frame beside the re-rendered head, in 3D too
+    assert 'animation-name="expressions"' in page and "dense landmarks drawn on the fitted head" in page
+    res = run_node_tool("check_page.mjs", str(out / "asset" / "report.html"),
+                        "body[data-model-loaded],body[data-model-error]", str(tmp_path / "report.png"))
+    result = json.loads(res.stdout.strip().splitlines()[-1])
+    assert res.returncode == 0 and result["ready"], result
+    assert [m for m in result["messages"] if m["type"] in ("error", "pageerror", "requestfailed", "timeout")] == []
 
     lib = ["--library", str(tmp_path / "lib.db")]
     assert main(["library", "add", str(out / "asset"), *lib]) == 0

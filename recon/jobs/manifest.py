@@ -15,7 +15,8 @@ CSV, one capture per row, with a header naming any of the same fields (``tags`` 
     source,kind,preset,name,tags
     videos/mug.mp4,object,object-fast,mug,kitchen;batch-7
 
-Fields: source (required; also spelt video/folder/path), name (default: the source's stem),
+Fields: source (required; also spelt video/folder/path: a video, a capture folder, or a face photo
+with kind head), name (default: the source's stem),
 kind (object, articulated, head, body, garment), preset (default ``<kind>-fast`` if it
 exists, else object-fast), config (a YAML file), set (config overrides ``key=value``),
 tags, licence, operator, notes. An entry's tags and overrides add to the defaults'; its other
