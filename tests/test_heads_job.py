@@ -10,7 +10,7 @@ pytest.importorskip("mediapipe")
 
 from recon.cli import main  # noqa: E402
 from recon.core.imageio import write_image  # noqa: E402
-from recon.heads.model import interocular, load_head_model  # noqa: E402
+from recon.heads.model import FACE_VERTICES, interocular, load_head_model  # noqa: E402
 from recon.synth.heads import head_cameras, random_head, render_head  # noqa: E402
 
 from .bake.conftest import run_node_tool  # noqa: E402
@@ -45,7 +45,7 @@ def test_fit_a_head_from_a_photo_and_file_it(model, tmp_path, capsys):
     head, cam = _photo(model, tmp_path / "face.png", yaw=12.0)
     out = tmp_path / "job"
     assert main(["fit", "--image", str(tmp_path / "face.png"), "--out", str(out), "--set", "head.fov_deg=30",
-                 "-q"]) == 0
+                 "--set", "head.detail_steps=80", "-q"]) == 0
     printed = capsys.readouterr().out
     assert "head model" in printed and "57 expression morph targets" in printed
     m = json.loads((out / "asset" / "metrics.json").read_text())
@@ -54,9 +54,13 @@ def test_fit_a_head_from_a_photo_and_file_it(model, tmp_path, capsys):
     assert m["landmarks478_px_mean"] < 3.0
     assert {"face.glb", "landmarks.json", "report.html", "provenance.json"} <= set(m["files"])
     assert json.loads((out / "asset" / "provenance.json").read_text())["kind"] == "head"
+    ev = m["fit"]  # the shape beyond the model: offsets fitted to the person's silhouette never make it worse
+    assert ev["detail_silhouette_iou_after"] >= ev["detail_silhouette_iou_before"] > 0.5
 
     with np.load(out / "fit" / "head_fit.npz") as z:
         R, t, ident, expr = z["rotation"][0], z["translation"][0], z["identity"], z["expression"][0]
+        offset = z["detail_offset"]
+    assert (offset[:FACE_VERTICES] == 0).all() and (offset[model.skin_vertices:] == 0).all()  # ICT's face kept
     lm = model.landmarks68.numpy()
     fitted = model.vertices(torch.as_tensor(ident), torch.as_tensor(expr)).double().numpy()[lm] @ R.T + t
     w2c = np.linalg.inv(cam.c2w[0])

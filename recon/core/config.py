@@ -317,6 +317,9 @@ class HeadConfig(_Section):
     texture_tile: int = Field(512, ge=64, le=4096, description="Texels per side of each UV tile of the atlas.")
     texture_frames: int = Field(8, ge=1, description="Video: frames whose views are blended into the texture "
                                                      "(the most frontal first).")
+    detail_steps: int = Field(300, ge=0, description="Steps fitting the shape beyond the model (hair, a hat, "
+                                                     "ears: offsets off the face region) to the person's "
+                                                     "silhouettes (MediaPipe selfie segmentation); 0: none.")
 
 
 class Config(_Section):

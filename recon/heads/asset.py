@@ -38,12 +38,15 @@ def split_seams(model: HeadModel) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def head_mesh(model: HeadModel, identity: np.ndarray, base_color: np.ndarray,
-              times: np.ndarray | None = None, expressions: np.ndarray | None = None) -> TexturedMesh:
+              times: np.ndarray | None = None, expressions: np.ndarray | None = None,
+              growth: np.ndarray | None = None) -> TexturedMesh:
     """The head with ``identity`` (100,) at rest (neutral expression) as a TexturedMesh carrying the 57
     expression shapes as morph targets and, given ``times`` (T,) seconds and ``expressions`` (T, 57), their
-    weights over time (the "expressions" animation); ``base_color`` (H, W, 3) uint8 sRGB over the atlas."""
+    weights over time (the "expressions" animation); ``base_color`` (H, W, 3) uint8 sRGB over the atlas;
+    ``growth`` (V, 3): shape beyond the model added to every vertex (``detail.growth``)."""
     vid, uv, faces = split_seams(model)
-    v = model.vertices(torch.as_tensor(identity, dtype=torch.float32)).numpy()[vid]
+    v = model.vertices(torch.as_tensor(identity, dtype=torch.float32)).numpy()
+    v = (v if growth is None else v + growth)[vid]
     normals = unit_vertex_normals(trimesh.Trimesh(v, faces, process=False)).astype(np.float32)
     morphs = model.expression_basis[:, torch.as_tensor(vid)].numpy().astype(np.float32)
     anim = {} if expressions is None else {"morph_times": np.asarray(times, np.float32),

@@ -3,8 +3,9 @@
 
     out/capture/  frames/<name>.png (the frames read), faces.json (per frame: MediaPipe's 478 landmarks of
                   the face fitted, or null where none was usable), capture.json (source and its hash)
-    out/fit/      head_fit.npz (identity, expressions, head poses, intrinsics), eval.json (landmark
-                  reprojection errors, frames fitted, seconds), config.yaml
+    out/fit/      head_fit.npz (identity, expressions, head poses, intrinsics, the offsets of the shape
+                  beyond the model: ``detail``), eval.json (landmark reprojection errors, silhouette IoU
+                  before and after the offsets, frames fitted, seconds), config.yaml
     out/asset/    <name>.glb/.obj/.ply on ICT-FaceKit's topology (every head shares its vertices' meaning),
                   the 57 ARKit expressions as morph targets and an "expressions" animation (the video's, or
                   neutral -> the photo's -> neutral), landmarks.json (Multi-PIE 68, dense, MediaPipe 478: a
@@ -173,11 +174,12 @@ def _fit(model: HeadModel, faces: list, intr: np.ndarray, photo: bool, cfg: Conf
                         progress=lambda step, steps: bar.update(completed=step))
 
 
-def _save_fit(fit_dir: Path, fit, intr: np.ndarray, ev: dict, cfg: Config) -> None:
+def _save_fit(fit_dir: Path, fit, offset: np.ndarray | None, intr: np.ndarray, ev: dict, cfg: Config) -> None:
     with atomic_dir(fit_dir, overwrite=True) as tmp:
+        extra = {} if offset is None else {"detail_offset": offset}
         np.savez(tmp / "head_fit.npz", identity=fit.identity, expression=fit.expression, rotation=fit.rotation,
                  translation=fit.translation, frames=fit.frames, residual_px=fit.residual_px,
-                 residual_face=fit.residual_face, intrinsics=intr)
+                 residual_face=fit.residual_face, intrinsics=intr, **extra)
         (tmp / "eval.json").write_text(json.dumps(ev, indent=1))
         write_config(cfg, tmp / "config.yaml")
 
@@ -188,7 +190,7 @@ def _load_fit(fit_dir: Path):
     with np.load(fit_dir / "head_fit.npz") as z:
         fit = HeadFit(**{k: z[k] for k in ("identity", "expression", "rotation", "translation", "frames",
                                            "residual_px", "residual_face")})
-        return fit, z["intrinsics"]
+        return fit, (z["detail_offset"] if "detail_offset" in z.files else None), z["intrinsics"]
 
 
 def landmark_errors(model: HeadModel, fit, faces: list, intr: np.ndarray) -> np.ndarray:
@@ -205,8 +207,10 @@ def landmark_errors(model: HeadModel, fit, faces: list, intr: np.ndarray) -> np.
     return np.array(out)
 
 
-def _posed(model: HeadModel, fit, k: int) -> torch.Tensor:
-    return model.vertices(torch.as_tensor(fit.identity), torch.as_tensor(fit.expression[min(k, len(fit.expression) - 1)]))
+def _posed(model: HeadModel, fit, k: int, grow: np.ndarray | None = None) -> torch.Tensor:
+    """(V, 3) the fitted head in frame ``k`` (head frame), with ``grow`` (V, 3) (``detail.growth``) added."""
+    v = model.vertices(torch.as_tensor(fit.identity), torch.as_tensor(fit.expression[min(k, len(fit.expression) - 1)]))
+    return v if grow is None else v + torch.as_tensor(grow, dtype=v.dtype)
 
 
 def project(model: HeadModel, fit, k: int, points: np.ndarray, intrinsics) -> np.ndarray:
@@ -225,7 +229,8 @@ def _crop_box(box, shape, scale: float = 1.8) -> tuple[int, int, int, int]:
     return (int(max(cx - half, 0)), int(max(cy - half, 0)), int(min(cx + half, w)), int(min(cy + half, h)))
 
 
-def _report_views(model: HeadModel, mesh, fit, cap: Capture, faces: list, intr: np.ndarray, errors: np.ndarray):
+def _report_views(model: HeadModel, mesh, fit, cap: Capture, faces: list, intr: np.ndarray, errors: np.ndarray,
+                  grow: np.ndarray):
     """The report's input strip (each frame's face with its 478 detections drawn) and pairs (the face |
     the fitted head re-rendered from that frame's camera with the dense landmarks drawn), cropped to the face."""
     from ..bake.preview import render
@@ -248,7 +253,7 @@ def _report_views(model: HeadModel, mesh, fit, cap: Capture, faces: list, intr: 
                                          ).astype(np.float32))
         view = render(posed, cam, lit=False)[0]
         rr = np.ascontiguousarray((np.clip(view["rgb"], 0, 1) * 255 + 0.5).astype(np.uint8))
-        pts = dense.at(_posed(model, fit, k), model.faces).numpy()
+        pts = dense.at(_posed(model, fit, k, grow), model.faces).numpy()
         uv = (project(model, fit, k, pts, intr[i]) - [x0, y0]) * s
         z = pts @ fit.rotation[k].T + fit.translation[k]
         front = view["depth"][np.clip(uv[:, 1].astype(int), 0, h - 1), np.clip(uv[:, 0].astype(int), 0, w - 1)]
@@ -265,6 +270,48 @@ def _report_views(model: HeadModel, mesh, fit, cap: Capture, faces: list, intr: 
     return strip, pairs
 
 
+def _fit_detail(model: HeadModel, fit, cap: Capture, faces: list, intr: np.ndarray, cfg: Config
+                ) -> tuple[np.ndarray | None, dict]:
+    """The shape beyond the model (``detail.fit_detail``) from the person's silhouettes in the fitted frames
+    (a video holds every 5th out and reports its silhouette IoU there), and the figures for eval.json."""
+    import dataclasses
+
+    from ..capture.people_masks import people_masks
+    from .detail import DetailConfig, fit_detail
+
+    if cfg.head.detail_steps <= 0:
+        return None, {}
+    t0 = time.perf_counter()
+    sub = Capture([cap.images[i] for i in fit.frames], None, [cap.frames[i] for i in fit.frames])
+    masks, _ = people_masks(sub, "selfie")
+    lm = model.landmarks68.numpy()
+    chin = [project(model, fit, k, _posed(model, fit, k).numpy()[lm[8:9]], intr[i])[0, 1]
+            for k, i in enumerate(fit.frames)]
+    n = len(fit.frames)
+    held = (np.arange(n) % 5 == 2) if n >= 5 else np.zeros(n, bool)
+
+    def run(pick: np.ndarray, steps: int, initial=None):
+        part = dataclasses.replace(fit, expression=fit.expression[pick], rotation=fit.rotation[pick],
+                                   translation=fit.translation[pick], frames=fit.frames[pick])
+        return fit_detail(model, part, [masks[k] for k in np.flatnonzero(pick)],
+                          [faces[i].box for i in part.frames], intr[part.frames], [chin[k] for k in np.flatnonzero(pick)],
+                          DetailConfig(steps=steps), initial)
+
+    d = run(~held, cfg.head.detail_steps)
+    figures = {"detail_silhouette_iou_before": round(d.iou_before, 4), "detail_silhouette_iou_after": round(d.iou_after, 4),
+               "detail_frames": int((~held).sum()), "detail_offset_max_m": round(float(d.offset.max()), 4),
+               "detail_region": "the person's MediaPipe selfie mask above the chin, in a crop around the head"}
+    if held.any():
+        h = run(held, 0, d.offset)
+        figures.update(detail_silhouette_iou_heldout_before=round(h.iou_before, 4),
+                       detail_silhouette_iou_heldout_after=round(h.iou_after, 4), detail_heldout_frames=int(held.sum()))
+    figures["detail_seconds"] = round(time.perf_counter() - t0, 2)
+    log.info("shape beyond the model: head silhouette IoU %.3f -> %.3f%s", d.iou_before, d.iou_after,
+             f" (held-out frames {figures['detail_silhouette_iou_heldout_before']:.3f} -> "
+             f"{figures['detail_silhouette_iou_heldout_after']:.3f})" if held.any() else "")
+    return d.offset, figures
+
+
 def _landmarks_json(model: HeadModel) -> bytes:
     from .landmarks import landmark_sets
 
@@ -276,18 +323,21 @@ def _landmarks_json(model: HeadModel) -> bytes:
         "sets": {k: {"count": len(s), "points": s.to_json()} for k, s in sets.items()}}).encode()
 
 
-def _bake(model: HeadModel, fit, cap: Capture, faces: list, intr: np.ndarray, ev: dict, out: Path, name: str,
-          cfg: Config, provenance: dict) -> dict:
+def _bake(model: HeadModel, fit, offset: np.ndarray | None, cap: Capture, faces: list, intr: np.ndarray, ev: dict,
+          out: Path, name: str, cfg: Config, provenance: dict) -> dict:
     import trimesh
 
     from ..bake.asset_writer import write_asset_folder
     from ..bake.report import viewer_camera
     from .asset import TextureView, head_mesh, photo_texture, split_seams
 
+    from .detail import growth
+
     t0 = time.perf_counter()
+    grow = growth(model, fit.identity, offset)
     # the texture: the most frontal frames (the face's +Z axis towards the camera: rotation[2, 2] most negative)
     order = np.argsort(fit.rotation[:, 2, 2])[:cfg.head.texture_frames]
-    views = [TextureView(_posed(model, fit, k).double().numpy(), fit.head_to_camera(k), tuple(intr[fit.frames[k]]),
+    views = [TextureView(_posed(model, fit, k, grow).double().numpy(), fit.head_to_camera(k), tuple(intr[fit.frames[k]]),
                          cap.images[fit.frames[k]]) for k in order]
     tex, seen = photo_texture(model, views, cfg.head.texture_tile)
     if len(cap) > 1:  # the fitted expressions over the video's time
@@ -297,11 +347,11 @@ def _bake(model: HeadModel, fit, cap: Capture, faces: list, intr: np.ndarray, ev
     else:  # neutral -> the photo's expression -> neutral, 2 s
         times = np.array([0.0, 1.0, 2.0])
         expressions = np.stack([0 * fit.expression[0], fit.expression[0], 0 * fit.expression[0]])
-    mesh = replace(head_mesh(model, fit.identity, tex, times, expressions), material="radiance")  # photo light
+    mesh = replace(head_mesh(model, fit.identity, tex, times, expressions, grow), material="radiance")  # photo light
     errors = np.asarray(ev["landmarks478_px_per_frame"])
-    strip, pairs = _report_views(model, mesh, fit, cap, faces, intr, errors)
+    strip, pairs = _report_views(model, mesh, fit, cap, faces, intr, errors, grow)
     _, _, afaces = split_seams(model)
-    closed = trimesh.Trimesh(_posed(model, fit, 0).numpy(), model.faces.numpy())  # seams merged
+    closed = trimesh.Trimesh(_posed(model, fit, 0, grow).numpy(), model.faces.numpy())  # seams merged
     k0 = int(order[0])
     fx, fy, cx, cy = intr[fit.frames[k0]]
     h = cap.images[fit.frames[k0]].shape[0]
@@ -343,7 +393,7 @@ def fit_head_job(data, out: Path, name: str, cfg: Config, *, resume: bool, bake:
             _write_capture(cap_dir, cap, faces, intr, assumed=cap.cameras is None)
     photo = len(cap) == 1
     if resume and (fit_dir / "head_fit.npz").is_file() and (fit_dir / "eval.json").is_file():
-        fit, intr = _load_fit(fit_dir)
+        fit, offset, intr = _load_fit(fit_dir)
         ev = read_json_object(fit_dir / "eval.json", START_AGAIN)
         log.info("head fit already finished: %s", fit_dir)
     else:
@@ -359,7 +409,9 @@ def fit_head_job(data, out: Path, name: str, cfg: Config, *, resume: bool, bake:
               "yaw_deg": [round(face_yaw_deg(faces[i]), 1) for i in fit.frames],
               "faces_found_max": int(max(faces[i].faces_found for i in fit.frames)),
               "fit_seconds": round(time.perf_counter() - t0, 2)}
-        _save_fit(fit_dir, fit, intr, ev, cfg)
+        offset, figures = _fit_detail(model, fit, cap, faces, intr, cfg)
+        ev.update(figures)
+        _save_fit(fit_dir, fit, offset, intr, ev, cfg)
     log.info("head: %d of %d frames fitted; the 478 landmarks reproject at %.2f px mean", ev["frames_fitted"],
              ev["frames_read"], ev["landmarks478_px_mean"])
     if not bake:
@@ -367,4 +419,4 @@ def fit_head_job(data, out: Path, name: str, cfg: Config, *, resume: bool, bake:
     if resume and (out / "asset" / "provenance.json").is_file():
         log.info("asset already baked: %s", out / "asset")
         return ev, read_json_object(out / "asset" / "metrics.json")
-    return ev, _bake(model, fit, cap, faces, intr, ev, out, name, cfg, {**provenance, "kind": "head"})
+    return ev, _bake(model, fit, offset, cap, faces, intr, ev, out, name, cfg, {**provenance, "kind": "head"})
