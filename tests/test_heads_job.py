@@ -107,3 +107,29 @@ def test_bad_head_input_is_one_line_and_exit_2(model, tmp_path, capsys):
                                   "--out", str(tmp_path / "e"), "-q"]), "not a capture folder")
     for d in "abcde":  # nothing half-written
         assert not (tmp_path / d / "asset").exists()
+
+
+def test_a_video_follows_the_face_it_started_with():
+    """Several faces in later frames: the one overlapping the face picked before, not the largest."""
+    from recon.core.config import Config
+    from recon.core.types import Capture, FrameInfo
+    from recon.heads import job
+    from recon.heads.observe import NUM_LANDMARKS, FaceObservation
+
+    lm = np.zeros((NUM_LANDMARKS, 3), np.float32)
+    lm[263, 0] = 1.0  # a frontal face (yaw 0)
+    small, big = FaceObservation(lm, (10, 10, 50, 50), 1), FaceObservation(lm, (100, 100, 300, 300), 2)
+    moved = FaceObservation(lm, (14, 12, 54, 52), 2)
+    frames = iter([[small], [big, moved], [big, moved]])
+
+    class FakeDetector:
+        def __init__(self, *a, **k): ...
+        def __enter__(self): return self
+        def __exit__(self, *a): ...
+        def detect(self, image): return next(frames)
+
+    cap = Capture([np.zeros((8, 8, 3), np.uint8)] * 3, None, [FrameInfo(f"f{i}", "v.mp4") for i in range(3)])
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr("recon.heads.observe.FaceMeshDetector", FakeDetector)
+        picked = job.find_faces(cap, Config())
+    assert picked == [small, moved, moved]

@@ -71,9 +71,19 @@ def face_yaw_deg(obs: FaceObservation) -> float:
     return float(abs(math.degrees(math.atan2(float(d[2]), float(d[0])))))
 
 
+def _box_iou(a, b) -> float:
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    area = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / area if area > 0 else 0.0
+
+
 def find_faces(cap: Capture, cfg: Config) -> list[FaceObservation | None]:
     """The face to fit in each frame (None where none was found, or it is turned past ``head.max_yaw_deg``).
-    A photo without a usable face, or a video without any, is an InputError."""
+    In a video the first frame with faces picks one (``head.face_index``, else the largest, with a
+    warning when there are several); later frames with several follow it (the face overlapping the last
+    one picked most). A photo without a usable face, or a video without any, is an InputError."""
     from ..core.progress import track
     from .observe import FaceMeshDetector, pick_face
 
@@ -87,7 +97,11 @@ def find_faces(cap: Capture, cfg: Config) -> list[FaceObservation | None]:
             if not found and not photo:
                 out.append(None)
                 continue
-            face = pick_face(found, where, cfg.head.face_index)
+            prev = next((f for f in reversed(out) if f is not None), None)
+            if prev is not None and cfg.head.face_index is None and len(found) > 1:
+                face = max(found, key=lambda f: _box_iou(f.box, prev.box))  # the same person as before
+            else:
+                face = pick_face(found, where, cfg.head.face_index)
             yaw = face_yaw_deg(face)
             if yaw > cfg.head.max_yaw_deg:
                 if photo:
