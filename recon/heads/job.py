@@ -52,11 +52,7 @@ def read_head_source(data, cfg: Config) -> Capture:
         return data
     path = Path(data)
     if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES:
-        try:
-            image = read_image(path)
-        except Exception as exc:  # a corrupt or truncated image
-            raise InputError(path, f"not a readable image ({type(exc).__name__})") from None
-        return Capture([image], None, [FrameInfo(name=path.stem, source=str(path))],
+        return Capture([read_image(path)], None, [FrameInfo(name=path.stem, source=str(path))],
                        meta={"source": str(path), "source_kind": "photo", "source_hash": sha256_file(path)})
     if path.is_file() and path.suffix.lower() in VIDEO_SUFFIXES:
         return read_video(path, cfg.capture.model_copy(update={"max_frames": cfg.head.frames, "test_every": 0,
