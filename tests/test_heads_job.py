@@ -69,6 +69,14 @@ def test_fit_a_head_from_a_photo_and_file_it(model, tmp_path, capsys):
     px = lambda q: f * q[:, :2] / q[:, 2:]  # noqa: E731
     err = np.linalg.norm(px(fitted) - px(truth), axis=1).mean() / float(interocular(torch.as_tensor(px(truth))))
     assert err < 0.05, err
+    # the head pose as the photo's camera (nerfstudio's transforms.json, OpenGL), for other tools
+    from recon.core.conventions import opengl_to_opencv
+
+    tf = json.loads((out / "fit" / "transforms.json").read_text())["frames"][0]
+    assert (out / "fit" / tf["file_path"]).is_file()
+    w2c = np.linalg.inv(opengl_to_opencv(np.array(tf["transform_matrix"])))
+    np.testing.assert_allclose(w2c[:3, :3], R, atol=1e-6)
+    np.testing.assert_allclose(w2c[:3, 3], t, atol=1e-6)
 
     page = (out / "asset" / "report.html").read_text()  # each frame beside the re-rendered head, in 3D too
     assert 'animation-name="expressions"' in page and "dense landmarks drawn on the fitted head" in page

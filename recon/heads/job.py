@@ -4,7 +4,8 @@
     out/capture/  frames/<name>.png (the frames read), faces.json (per frame: MediaPipe's 478 landmarks of
                   the face fitted, or null where none was usable), capture.json (source and its hash)
     out/fit/      head_fit.npz (identity, expressions, head poses, intrinsics, the offsets of the shape
-                  beyond the model: ``detail``), eval.json (landmark reprojection errors, silhouette IoU
+                  beyond the model: ``detail``), transforms.json (nerfstudio's format: the head poses as the
+                  frames' cameras, in the head's frame), eval.json (landmark reprojection errors, silhouette IoU
                   before and after the offsets, frames fitted, seconds), config.yaml
     out/asset/    <name>.glb/.obj/.ply on ICT-FaceKit's topology (every head shares its vertices' meaning),
                   the 57 ARKit expressions as morph targets and an "expressions" animation (the video's, or
@@ -184,8 +185,29 @@ def _fit(model: HeadModel, faces: list, intr: np.ndarray, photo: bool, cfg: Conf
                         progress=lambda step, steps: bar.update(completed=step))
 
 
-def _save_fit(fit_dir: Path, fit, offset: np.ndarray | None, intr: np.ndarray, ev: dict, cfg: Config) -> None:
+def head_pose_transforms(cap: Capture, fit, intr: np.ndarray) -> dict:
+    """A nerfstudio transforms.json for the fitted frames with the head's pose as each frame's camera (the
+    world is the head frame: metres, +Y up, the face towards +Z), its paths relative to ``out/fit/``: what
+    SfM could not give on skin, for other tools to use."""
+    from ..capture.capture_writer import transforms_dict
+
+    frames = [replace(cap.frames[i], split="train") for i in fit.frames]
+    k = intr[fit.frames]
+    cams = Cameras.create(np.stack([np.linalg.inv(fit.head_to_camera(j)) for j in range(len(fit.frames))]),
+                          k[:, 0], k[:, 1], k[:, 2], k[:, 3], [cap.images[i].shape[1] for i in fit.frames],
+                          [cap.images[i].shape[0] for i in fit.frames])
+    out = transforms_dict(Capture([cap.images[i] for i in fit.frames], cams, frames))
+    for f in out["frames"]:
+        f["file_path"] = "../capture/" + f["file_path"]
+    out["recon"]["convention"] = ("transform_matrix: OpenGL camera-to-world in the head model's frame (metres, +Y up, "
+                                  "the face towards +Z), from the fitted head pose")
+    return out
+
+
+def _save_fit(fit_dir: Path, fit, offset: np.ndarray | None, intr: np.ndarray, ev: dict, cfg: Config,
+              cap: Capture) -> None:
     with atomic_dir(fit_dir, overwrite=True) as tmp:
+        (tmp / "transforms.json").write_text(json.dumps(head_pose_transforms(cap, fit, intr), indent=1))
         extra = {} if offset is None else {"detail_offset": offset}
         np.savez(tmp / "head_fit.npz", identity=fit.identity, expression=fit.expression, rotation=fit.rotation,
                  translation=fit.translation, frames=fit.frames, residual_px=fit.residual_px,
@@ -421,7 +443,7 @@ def fit_head_job(data, out: Path, name: str, cfg: Config, *, resume: bool, bake:
               "fit_seconds": round(time.perf_counter() - t0, 2)}
         offset, figures = _fit_detail(model, fit, cap, faces, intr, cfg)
         ev.update(figures)
-        _save_fit(fit_dir, fit, offset, intr, ev, cfg)
+        _save_fit(fit_dir, fit, offset, intr, ev, cfg, cap)
     log.info("head: %d of %d frames fitted; the 478 landmarks reproject at %.2f px mean", ev["frames_fitted"],
              ev["frames_read"], ev["landmarks478_px_mean"])
     if not bake:
