@@ -97,14 +97,6 @@ def _fit_head(data, out: Path, name: str, cfg: Config, subject: str, resume: boo
     src = None if isinstance(data, Capture) else str(Path(data).resolve())
     prov = {"name": name, "source_path": src, "config_hash": config_hash(cfg), "preset": preset,
             "overrides": overrides, "recon_version": __version__, **(provenance or {}), "requested_subject": subject}
-    if not isinstance(data, Capture):
-        from .capture.load import VIDEO_SUFFIXES
-        from .core.fsutil import sha256_file
-
-        if not (_is_photo(data) or (Path(data).is_file() and Path(data).suffix.lower() in VIDEO_SUFFIXES)):
-            raise InputError(data, "a head is fitted from one photo (--image) or a video (--video), not a "
-                                   "capture folder")
-        prov.update(source_hash=sha256_file(data), source_kind="photo" if _is_photo(data) else "video")
     ev, metrics = fit_head_job(data, out, name, cfg, resume=resume, bake=bake,
                                provenance={k: v for k, v in prov.items() if v is not None})
     return PipelineResult(out, ev, out / "asset" if metrics is not None else None, metrics, "head", subject)

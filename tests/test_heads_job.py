@@ -53,7 +53,11 @@ def test_fit_a_head_from_a_photo_and_file_it(model, tmp_path, capsys):
     assert m["landmarks"] == {"multipie68": 68, "dense": 1000, "mediapipe478": 478}
     assert m["landmarks478_px_mean"] < 3.0
     assert {"face.glb", "landmarks.json", "report.html", "provenance.json"} <= set(m["files"])
-    assert json.loads((out / "asset" / "provenance.json").read_text())["kind"] == "head"
+    prov = json.loads((out / "asset" / "provenance.json").read_text())
+    from recon.core.fsutil import sha256_file
+
+    assert prov["kind"] == "head" and prov["source_kind"] == "photo"
+    assert prov["source_hash"] == sha256_file(tmp_path / "face.png")  # re-ingesting the same photo is a no-op
     ev = m["fit"]  # the shape beyond the model: offsets fitted to the person's silhouette never make it worse
     assert ev["detail_silhouette_iou_after"] >= ev["detail_silhouette_iou_before"] > 0.5
 
@@ -112,7 +116,7 @@ def test_bad_head_input_is_one_line_and_exit_2(model, tmp_path, capsys):
     _one_error_line(capsys, main(["fit", "--image", str(tmp_path / "face.png"), "--subject", "object",
                                   "--out", str(tmp_path / "d"), "-q"]), "one photo fits only a head")
     _one_error_line(capsys, main(["fit", "--data", str(tmp_path), "--subject", "head",
-                                  "--out", str(tmp_path / "e"), "-q"]), "not a capture folder")
+                                  "--out", str(tmp_path / "e"), "-q"]), "not a folder")
     for d in "abcde":  # nothing half-written
         assert not (tmp_path / d / "asset").exists()
 

@@ -15,13 +15,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 import torch
 from torch import Tensor
 
 from .fit import HeadFit
 from .model import FACE_VERTICES, HeadModel
+from .observe import crop_intrinsics, face_crop, warp_crop
 
 
 @dataclass
@@ -46,17 +46,6 @@ class Detail:
     iou_after: float
 
 
-def _crop(box, intr, size: int, scale: float) -> tuple[np.ndarray, Tensor]:
-    """The affine (2, 3) image -> crop pixels of a square crop around ``box``, and the crop's intrinsics."""
-    x0, y0, x1, y1 = box
-    half = scale * max(x1 - x0, y1 - y0) / 2
-    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
-    s = size / (2 * half)
-    A = np.array([[s, 0, -(cx - half) * s], [0, s, -(cy - half) * s]])
-    fx, fy, px, py = intr
-    return A, torch.tensor([fx * s, fy * s, px * s + A[0, 2], py * s + A[1, 2]], dtype=torch.float32)
-
-
 def identity_normals(model: HeadModel, identity: np.ndarray) -> Tensor:
     """(V, 3) float32 unit vertex normals of the neutral head with ``identity``: the offsets' directions."""
     import trimesh
@@ -76,11 +65,11 @@ def growth(model: HeadModel, identity: np.ndarray, offset: np.ndarray | None) ->
 
 
 def fit_detail(model: HeadModel, fit: HeadFit, masks: list[np.ndarray], boxes: list, intrinsics: np.ndarray,
-               chin_y: list[float], cfg: DetailConfig, initial: np.ndarray | None = None) -> Detail:
+               chin_y: list[float], cfg: DetailConfig, given: np.ndarray | None = None) -> Detail:
     """Offsets fitted to ``masks`` ((H, W) uint8 0/255 person masks of the fitted frames, in ``fit.frames``
     order), with the face ``boxes`` (x0, y0, x1, y1), ``intrinsics`` (N, 4) and the chin's image row in each
-    (pixels below it are the neck and body, which the head model does not claim). initial: offsets (V,) to
-    start from (with ``steps`` 0: measure given offsets on other frames)."""
+    (pixels below it are the neck and body, which the head model does not claim). given: offsets (V,) fitted
+    elsewhere, measured on these frames instead of fitting any (``iou_after``)."""
     from ..ops.rasterize import rasterize
     from ..render.mesh_raster import UniformLaplacian, edge_neighbours, silhouette_antialias
 
@@ -97,15 +86,13 @@ def fit_detail(model: HeadModel, fit: HeadFit, masks: list[np.ndarray], boxes: l
     t = torch.as_tensor(fit.translation, dtype=torch.float32)
     targets, Ks, regions = [], [], []
     for m, box, intr, cy in zip(masks, boxes, intrinsics, chin_y):
-        A, K = _crop(box, intr, cfg.size, cfg.crop)
-        crop = cv2.warpAffine(m, A, (cfg.size, cfg.size), flags=cv2.INTER_AREA, borderValue=0)
-        targets.append(torch.as_tensor(crop, dtype=torch.float32) / 255)
-        Ks.append(K)
+        A = face_crop(box, cfg.crop, cfg.size)
+        targets.append(torch.as_tensor(warp_crop(m, A, cfg.size), dtype=torch.float32) / 255)
+        Ks.append(torch.as_tensor(crop_intrinsics(intr, A), dtype=torch.float32))
         region = torch.zeros(cfg.size, cfg.size, dtype=torch.bool)
         region[:max(0, min(cfg.size, int(A[1, 1] * cy + A[1, 2]))), :] = True  # above the chin
         regions.append(region)
-    d = torch.zeros(model.num_vertices) if initial is None else torch.as_tensor(initial, dtype=torch.float32).clone()
-    d.requires_grad_(True)
+    d = torch.zeros(model.num_vertices, requires_grad=True)
 
     def silhouette(k: int, offset: Tensor) -> Tensor:
         v = posed[k] + normals * offset[:, None]
@@ -125,14 +112,16 @@ def fit_detail(model: HeadModel, fit: HeadFit, masks: list[np.ndarray], boxes: l
                 out.append(float((s & m & r).sum()) / max(float(((s | m) & r).sum()), 1.0))
         return float(np.mean(out))
 
-    before = iou(torch.zeros(model.num_vertices))
-    opt = torch.optim.Adam([d], lr=cfg.lr)
     def smoothed(x: Tensor) -> Tensor:
         x = torch.where(free, x, torch.zeros_like(x))[:, None]
         for _ in range(cfg.smooth_iters):
             x = x - lap(x)  # each vertex takes its neighbours' mean
         return torch.where(free, x[:, 0], torch.zeros_like(x[:, 0]))
 
+    before = iou(torch.zeros(model.num_vertices))
+    if given is not None:
+        return Detail(np.asarray(given), before, iou(torch.as_tensor(given, dtype=torch.float32)))
+    opt = torch.optim.Adam([d], lr=cfg.lr)
     for step in range(cfg.steps):
         offset = smoothed(d)
         k = step % n
@@ -144,5 +133,5 @@ def fit_detail(model: HeadModel, fit: HeadFit, masks: list[np.ndarray], boxes: l
         with torch.no_grad():
             d.clamp_(-cfg.max_in, cfg.max_out)
     with torch.no_grad():
-        offset = smoothed(d) if cfg.steps > 0 or initial is None else torch.as_tensor(initial, dtype=torch.float32)
+        offset = smoothed(d)
     return Detail(offset.numpy(), before, iou(offset))

@@ -88,7 +88,6 @@ class LandmarkObjective:
         n = self.n
         emb = mediapipe_embeddings()
         sel = np.arange(FACE_POINTS)
-        P = len(sel)
         self.obs = torch.as_tensor(np.stack([o.landmarks[sel, :2] for o in observations]), dtype=torch.float64)
         self.size = torch.as_tensor([o.size for o in observations], dtype=torch.float64)
         self.intr = torch.as_tensor(np.asarray(intrinsics, np.float64).reshape(n, 4))

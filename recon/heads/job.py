@@ -34,12 +34,13 @@ from ..core.fsutil import atomic_dir, sha256_file
 from ..core.log import get_logger
 from ..core.types import Cameras, Capture, FrameInfo
 from .model import HeadModel, load_head_model
-from .observe import FaceObservation
+from .observe import FaceObservation, crop_intrinsics, face_crop, warp_crop
 
 log = get_logger(__name__)
 
 REPORT_VIEWS = 6  # frames the report shows beside the re-rendered head
-REPORT_SIZE = 360  # pixels across the report's face crops (at least)
+REPORT_SIZE = 360  # pixels across the report's face crops
+REPORT_CROP = 1.8  # their side over the face landmarks' box's larger side
 
 
 def read_head_source(data, cfg: Config) -> Capture:
@@ -58,7 +59,8 @@ def read_head_source(data, cfg: Config) -> Capture:
     if path.is_file() and path.suffix.lower() in VIDEO_SUFFIXES:
         return read_video(path, cfg.capture.model_copy(update={"max_frames": cfg.head.frames, "test_every": 0,
                                                                "max_size": None}))
-    raise InputError(path, "a head is fitted from one photo (--image, e.g. .jpg/.png) or a video (--video)")
+    raise InputError(path, "a head is fitted from one photo (--image, e.g. .jpg/.png) or a video file (--video), "
+                           f"not {'a folder' if path.is_dir() else 'this file'}")
 
 
 def face_yaw_deg(obs: FaceObservation) -> float:
@@ -234,31 +236,22 @@ def landmark_errors(model: HeadModel, fit, faces: list, intr: np.ndarray) -> np.
     out = []
     for k, i in enumerate(fit.frames):
         yaw = view_yaw(fit.head_to_camera(k))
-        p = project(model, fit, k, emb.points(_posed(model, fit, k), model.faces, yaw).numpy(), intr[i])
+        p = project(fit, k, emb.points(_posed(model, fit, k), model.faces, yaw).numpy(), intr[i])
         out.append(float(np.linalg.norm(p - faces[i].landmarks[:, :2], axis=1).mean()))
     return np.array(out)
 
 
 def _posed(model: HeadModel, fit, k: int, grow: np.ndarray | None = None) -> torch.Tensor:
     """(V, 3) the fitted head in frame ``k`` (head frame), with ``grow`` (V, 3) (``detail.growth``) added."""
-    v = model.vertices(torch.as_tensor(fit.identity), torch.as_tensor(fit.expression[min(k, len(fit.expression) - 1)]))
+    v = model.vertices(torch.as_tensor(fit.identity), torch.as_tensor(fit.expression[k]))
     return v if grow is None else v + torch.as_tensor(grow, dtype=v.dtype)
 
 
-def project(model: HeadModel, fit, k: int, points: np.ndarray, intrinsics) -> np.ndarray:
+def project(fit, k: int, points: np.ndarray, intrinsics) -> np.ndarray:
     """(P, 2) pixels: head-frame ``points`` (P, 3) in fitted frame ``k``."""
     fx, fy, cx, cy = intrinsics
     c = points @ fit.rotation[k].T + fit.translation[k]
     return np.stack([fx * c[:, 0] / c[:, 2] + cx, fy * c[:, 1] / c[:, 2] + cy], 1)
-
-
-def _crop_box(box, shape, scale: float = 1.8) -> tuple[int, int, int, int]:
-    """A square around a face box, ``scale`` times its larger side, inside the image."""
-    x0, y0, x1, y1 = box
-    h, w = shape[:2]
-    half = scale * max(x1 - x0, y1 - y0) / 2
-    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
-    return (int(max(cx - half, 0)), int(max(cy - half, 0)), int(min(cx + half, w)), int(min(cy + half, h)))
 
 
 def _report_views(model: HeadModel, mesh, fit, cap: Capture, faces: list, intr: np.ndarray, errors: np.ndarray,
@@ -274,27 +267,23 @@ def _report_views(model: HeadModel, mesh, fit, cap: Capture, faces: list, intr: 
     for k in pick:
         i = int(fit.frames[k])
         img, face = cap.images[i], faces[i]
-        x0, y0, x1, y1 = _crop_box(face.box, img.shape)
-        s = max(1.0, REPORT_SIZE / max(x1 - x0, y1 - y0))  # small faces are enlarged
-        w, h = int(round((x1 - x0) * s)), int(round((y1 - y0) * s))
-        fx, fy, cx, cy = intr[i]
-        cam = Cameras.create(np.linalg.inv(fit.head_to_camera(k)), fx * s, fy * s, (cx - x0) * s, (cy - y0) * s,
-                             w, h)
-        e = fit.expression[min(k, len(fit.expression) - 1)]
-        posed = replace(mesh, positions=(mesh.positions + np.einsum("k,kvc->vc", e, mesh.morph_positions)
-                                         ).astype(np.float32))
+        A = face_crop(face.box, REPORT_CROP, REPORT_SIZE)  # small faces are enlarged
+        K = crop_intrinsics(intr[i], A)
+        cam = Cameras.create(np.linalg.inv(fit.head_to_camera(k)), *K, REPORT_SIZE, REPORT_SIZE)
+        posed = replace(mesh, positions=(mesh.positions + np.einsum("k,kvc->vc", fit.expression[k],
+                                                                    mesh.morph_positions)).astype(np.float32))
         view = render(posed, cam, lit=False)[0]
         rr = np.ascontiguousarray((np.clip(view["rgb"], 0, 1) * 255 + 0.5).astype(np.uint8))
         pts = dense.at(_posed(model, fit, k, grow), model.faces).numpy()
-        uv = (project(model, fit, k, pts, intr[i]) - [x0, y0]) * s
+        uv = project(fit, k, pts, K)
         z = pts @ fit.rotation[k].T + fit.translation[k]
-        front = view["depth"][np.clip(uv[:, 1].astype(int), 0, h - 1), np.clip(uv[:, 0].astype(int), 0, w - 1)]
-        for (x, y), d, zz in zip(uv, front, z[:, 2]):
+        xi, yi = (np.clip(c.astype(int), 0, REPORT_SIZE - 1) for c in uv.T)
+        for (x, y), d, zz in zip(uv, view["depth"][yi, xi], z[:, 2]):
             if d > 0 and zz <= d + 0.004:  # visible points only
                 cv2.circle(rr, (int(x), int(y)), 1, (0, 170, 255), -1)
-        photo = cv2.resize(np.ascontiguousarray(img[y0:y1, x0:x1]), (w, h), interpolation=cv2.INTER_CUBIC)
+        photo = warp_crop(img, A, REPORT_SIZE, cv2.INTER_CUBIC, cv2.BORDER_REPLICATE)
         drawn = photo.copy()
-        for x, y in (face.landmarks[:, :2] - [x0, y0]) * s:
+        for x, y in face.landmarks[:, :2] @ A[:, :2].T + A[:, 2]:
             cv2.circle(drawn, (int(x), int(y)), 1, (0, 255, 120), -1)
         strip.append(drawn)
         pairs.append((photo, rr, f"{cap.frames[i].name}: {len(dense)} dense landmarks drawn on the fitted head; "
@@ -306,8 +295,6 @@ def _fit_detail(model: HeadModel, fit, cap: Capture, faces: list, intr: np.ndarr
                 ) -> tuple[np.ndarray | None, dict]:
     """The shape beyond the model (``detail.fit_detail``) from the person's silhouettes in the fitted frames
     (a video holds every 5th out and reports its silhouette IoU there), and the figures for eval.json."""
-    import dataclasses
-
     from ..capture.people_masks import people_masks
     from .detail import DetailConfig, fit_detail
 
@@ -317,17 +304,17 @@ def _fit_detail(model: HeadModel, fit, cap: Capture, faces: list, intr: np.ndarr
     sub = Capture([cap.images[i] for i in fit.frames], None, [cap.frames[i] for i in fit.frames])
     masks, _ = people_masks(sub, "selfie")
     lm = model.landmarks68.numpy()
-    chin = [project(model, fit, k, _posed(model, fit, k).numpy()[lm[8:9]], intr[i])[0, 1]
+    chin = [project(fit, k, _posed(model, fit, k).numpy()[lm[8:9]], intr[i])[0, 1]
             for k, i in enumerate(fit.frames)]
     n = len(fit.frames)
     held = (np.arange(n) % 5 == 2) if n >= 5 else np.zeros(n, bool)
 
-    def run(pick: np.ndarray, steps: int, initial=None):
-        part = dataclasses.replace(fit, expression=fit.expression[pick], rotation=fit.rotation[pick],
+    def run(pick: np.ndarray, steps: int, given=None):
+        part = replace(fit, expression=fit.expression[pick], rotation=fit.rotation[pick],
                                    translation=fit.translation[pick], frames=fit.frames[pick])
         return fit_detail(model, part, [masks[k] for k in np.flatnonzero(pick)],
                           [faces[i].box for i in part.frames], intr[part.frames], [chin[k] for k in np.flatnonzero(pick)],
-                          DetailConfig(steps=steps), initial)
+                          DetailConfig(steps=steps), given)
 
     d = run(~held, cfg.head.detail_steps)
     figures = {"detail_silhouette_iou_before": round(d.iou_before, 4), "detail_silhouette_iou_after": round(d.iou_after, 4),
@@ -412,7 +399,8 @@ def _bake(model: HeadModel, fit, offset: np.ndarray | None, cap: Capture, faces:
 
 def fit_head_job(data, out: Path, name: str, cfg: Config, *, resume: bool, bake: bool, provenance: dict):
     """Capture -> fit -> bake a head into the job folder ``out`` (see the module docstring); returns
-    (eval dict, metrics dict or None). ``provenance``: what provenance.json records (kind set to head)."""
+    (eval dict, metrics dict or None). ``provenance``: what provenance.json records (with the source's hash and
+    kind from the capture, and kind head)."""
     model = load_head_model()
     cap_dir, fit_dir = out / "capture", out / "fit"
     if resume and (cap_dir / "faces.json").is_file():
@@ -451,4 +439,6 @@ def fit_head_job(data, out: Path, name: str, cfg: Config, *, resume: bool, bake:
     if resume and (out / "asset" / "provenance.json").is_file():
         log.info("asset already baked: %s", out / "asset")
         return ev, read_json_object(out / "asset" / "metrics.json")
-    return ev, _bake(model, fit, offset, cap, faces, intr, ev, out, name, cfg, {**provenance, "kind": "head"})
+    source = {"source_hash": cap.meta.get("source_hash"), "source_kind": cap.meta.get("source_kind")}
+    provenance = {**provenance, **{k: v for k, v in source.items() if v is not None}, "kind": "head"}
+    return ev, _bake(model, fit, offset, cap, faces, intr, ev, out, name, cfg, provenance)

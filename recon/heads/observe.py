@@ -122,3 +122,26 @@ def pick_face(faces: list[FaceObservation], where: str, face_index: int | None =
         log.warning("%s holds %d faces: fitting the largest (--face-index N picks another, 0 = largest)",
                     where, len(faces))
     return faces[0]
+
+
+def face_crop(box, scale: float, size: int) -> np.ndarray:
+    """(2, 3) affine from image to crop coordinates (continuous pixels, centres at +0.5) of a size x size
+    square centred on ``box`` (x0, y0, x1, y1), ``scale`` times its larger side across."""
+    x0, y0, x1, y1 = box
+    half = scale * max(x1 - x0, y1 - y0) / 2
+    s = size / (2 * half)
+    return np.array([[s, 0, -((x0 + x1) / 2 - half) * s], [0, s, -((y0 + y1) / 2 - half) * s]])
+
+
+def crop_intrinsics(intrinsics, A: np.ndarray) -> np.ndarray:
+    """(4,) fx, fy, cx, cy of the crop ``A`` (``face_crop``) of a camera with ``intrinsics``."""
+    fx, fy, cx, cy = intrinsics
+    return np.array([fx * A[0, 0], fy * A[1, 1], cx * A[0, 0] + A[0, 2], cy * A[1, 1] + A[1, 2]])
+
+
+def warp_crop(image: np.ndarray, A: np.ndarray, size: int, interpolation: int = cv2.INTER_AREA,
+              border: int = cv2.BORDER_CONSTANT) -> np.ndarray:
+    """The size x size crop ``A`` (``face_crop``) of ``image`` (OpenCV warps pixel indices: centres at 0)."""
+    Ai = A.copy()
+    Ai[:, 2] += 0.5 * (A[0, 0] - 1)  # continuous (+0.5 centres) -> index coordinates, both sides
+    return cv2.warpAffine(np.ascontiguousarray(image), Ai, (size, size), flags=interpolation, borderMode=border)
