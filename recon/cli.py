@@ -343,6 +343,9 @@ def _add_export_parser(sub) -> None:
     p.add_argument("asset_dir", metavar="ASSET_DIR", help="baked asset folder (holds <name>.glb)")
     p.add_argument("--format", choices=["glb", "obj", "ply"], help="output format (default: FILE's extension)")
     p.add_argument("--out", required=True, metavar="FILE", help="output file")
+    p.add_argument("--texture-size", type=int, metavar="N",
+                   help="textures of N x N texels: regions with procedural materials (a PBR asset's materials.json) "
+                        "are regenerated at that size, the rest of the textures resampled")
     _add_common_args(p)
     p.set_defaults(func=_cmd_export)
 
@@ -350,7 +353,7 @@ def _add_export_parser(sub) -> None:
 def _cmd_export(args) -> int:
     from .bake import export_asset
 
-    files = export_asset(args.asset_dir, args.format, args.out)
+    files = export_asset(args.asset_dir, args.format, args.out, args.texture_size)
     print(f"{args.out}: wrote {len(files)} file{'s' if len(files) > 1 else ''}")
     return 0
 

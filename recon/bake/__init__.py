@@ -295,6 +295,12 @@ def bake_asset(field, normalization: np.ndarray | None, out_dir: str | Path, nam
         _fold_fit_scores(metrics, fit_eval)
     asset = asset.transformed(A)
     metrics["extent"] = [float(v) for v in asset.positions.max(0) - asset.positions.min(0)]  # x, y (up), z
+    procedural = None
+    if asset.material == "pbr" and materials is not None and materials.procedural:
+        from ..materials.procedural import fit_procedural
+
+        procedural = fit_procedural(asset, materials.procedural_regions)
+        metrics["procedural"] = procedural.summary()
 
     motion = None
     if asset.rig is not None and capture is not None and capture.cameras is not None and len(capture):
@@ -302,13 +308,18 @@ def bake_asset(field, normalization: np.ndarray | None, out_dir: str | Path, nam
     inputs, masks_note = input_strip(capture)
     write_asset_folder(dest, name, asset, metrics, cfg, started=t0, frame=frame, provenance=provenance,
                        overwrite=overwrite, inputs=inputs, masks_note=masks_note, pairs=pairs,
-                       camera=_report_camera(capture, N, A, asset), light=light, motion=motion)
+                       camera=_report_camera(capture, N, A, asset), light=light, motion=motion,
+                       procedural=procedural)
     log.info("baked %s: %d triangles, watertight %s, %s", name, metrics["triangles"], metrics["watertight"], dest)
     return metrics
 
 
-def export_asset(asset_dir: str | Path, fmt: str, out: str | Path) -> list[Path]:
-    """Write the asset in ``asset_dir`` (its .glb) as ``fmt`` to ``out``; returns the files written."""
+def export_asset(asset_dir: str | Path, fmt: str, out: str | Path, texture_size: int | None = None) -> list[Path]:
+    """Write the asset in ``asset_dir`` (its .glb) as ``fmt`` to ``out``; returns the files written.
+
+    texture_size: textures of that many texels a side: the regions with procedural materials
+    (``materials.json``) are regenerated at that size, the rest of the textures resampled.
+    """
     from .writers import format_of
 
     asset_dir = Path(asset_dir)
@@ -320,4 +331,9 @@ def export_asset(asset_dir: str | Path, fmt: str, out: str | Path) -> list[Path]
     glbs = [asset_dir / f"{name}.glb"] if name else sorted(asset_dir.glob("*.glb"))
     if not glbs or not glbs[0].is_file():
         raise InputError(asset_dir, "no .glb asset in the folder")
-    return write_mesh(read_mesh(glbs[0]), out, format_of(out, fmt))
+    mesh = read_mesh(glbs[0])
+    if texture_size is not None:
+        from ..materials.procedural import resize_textures
+
+        mesh = resize_textures(mesh, asset_dir / "materials.json", texture_size)
+    return write_mesh(mesh, out, format_of(out, fmt))

@@ -38,7 +38,8 @@ def write_asset_folder(dest: Path, name: str, asset: TexturedMesh, metrics: dict
                        started: float, frame: dict, provenance: dict | None = None, overwrite: bool = False,
                        inputs: list[np.ndarray] = (), masks_note: str | None = None, pairs: list = (),
                        camera: dict | None = None, light: np.ndarray | None = None, motion=None,
-                       animation: str | None = None, extra_files: dict[str, bytes] | None = None) -> None:
+                       animation: str | None = None, extra_files: dict[str, bytes] | None = None,
+                       procedural=None) -> None:
     """Write ``dest`` (atomically: a temporary folder renamed into place).
 
     metrics: completed here with the turntable codec, ``bake_seconds`` (since ``started``,
@@ -48,6 +49,8 @@ def write_asset_folder(dest: Path, name: str, asset: TexturedMesh, metrics: dict
     (environment.hdr, relit turntables). motion: (capture, asset -> capture world 4x4) for a rigged asset
     (motion.mp4: each frame beside the asset posed at it). animation: the glb animation the report's 3D view
     plays (a rig's "motion" is implied by ``asset.rig``; a head's "expressions"). extra_files: name -> bytes.
+    procedural: a ``recon.materials.procedural.ProceduralFit`` of the asset (materials.json, and its regions
+    and their scores in the report).
     """
     with atomic_dir(dest, overwrite=overwrite) as tmp:
         files = []
@@ -57,7 +60,10 @@ def write_asset_folder(dest: Path, name: str, asset: TexturedMesh, metrics: dict
             from .writers import write_posed_meshes
 
             files += [f"posed/{p.name}" for p in write_posed_meshes(asset, tmp / "posed")]
-        for fname, data in (extra_files or {}).items():
+        extra_files = dict(extra_files or {})
+        if procedural is not None:
+            extra_files["materials.json"] = json.dumps(procedural.to_json(), indent=1).encode()
+        for fname, data in extra_files.items():
             (tmp / fname).write_bytes(data)
             files.append(fname)
         from .preview import write_previews
@@ -99,8 +105,15 @@ def write_asset_folder(dest: Path, name: str, asset: TexturedMesh, metrics: dict
             textures["normal"] = asset.normal_map
         from .report import build_report
 
+        regions = None
+        if procedural is not None:
+            from ..materials.procedural import region_map, regenerate
+
+            size = asset.base_color.shape[0]
+            regions = (procedural.summary(), region_map(asset, procedural, min(size, 512)),
+                       regenerate(asset, procedural, min(size, 512)).base_color)
         page = build_report(name, (tmp / f"{name}.glb").read_bytes(), metrics, previews["thumb"], inputs, pairs,
-                            textures, camera, masks_note, relit=relit, **videos)
+                            textures, camera, masks_note, relit=relit, procedural=regions, **videos)
         (tmp / "report.html").write_text(page, encoding="utf-8")
         (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2))
         if provenance is not None:

@@ -114,7 +114,8 @@ def build_report(name: str, glb: bytes, metrics: dict, thumb: np.ndarray | None 
                  inputs: list[np.ndarray] = (), pairs: list[tuple[np.ndarray, np.ndarray, str]] = (),
                  textures: dict[str, np.ndarray] | None = None, camera: dict[str, str] | None = None,
                  masks_note: str | None = None, motion: bytes | None = None, turntable: bytes | None = None,
-                 animation: str | None = None, relit: dict[str, bytes] | None = None) -> str:
+                 animation: str | None = None, relit: dict[str, bytes] | None = None,
+                 procedural: tuple[list[dict], np.ndarray, np.ndarray] | None = None) -> str:
     """The report page as a string.
 
     inputs: capture frames (H, W, 3) uint8 for the strip (with their masks overlaid, ``mask_overlay``,
@@ -124,6 +125,8 @@ def build_report(name: str, glb: bytes, metrics: dict, thumb: np.ndarray | None 
     motion / turntable: mp4 bytes (``preview.write_motion_video``, turntable.mp4) for the Motion section;
     animation: the glb's animation the 3D view plays (a rigged asset's ``writers.glb.ANIMATION``);
     relit: light name -> mp4 bytes, a PBR asset turning under other lights (the Relit section).
+    procedural: (one row per region, the atlas coloured by region, the albedo regenerated from the procedural
+    materials) for the Procedural materials section.
     """
     from .. import __version__
 
@@ -192,5 +195,24 @@ def build_report(name: str, glb: bytes, metrics: dict, thumb: np.ndarray | None 
         parts += [f"<img title='{html.escape(k)}' alt='{html.escape(k)}' src='{_img_uri(t, 512, 'PNG')}'>"
                   for k, t in textures.items()]
         parts.append("</div>")
+    if procedural is not None:
+        rows, regions, regenerated = procedural
+        parts.append("<h2>Procedural materials</h2><div class=sub>Each region of like material explained by a "
+                     "resolution-free procedural material (materials.json; <code>recon export --texture-size N"
+                     "</code> regenerates it at any size). PSNR: the procedural albedo against the fitted albedo "
+                     "over the region's texels, beside the region's mean colour; a stochastic family (noise, cells, "
+                     "brushed) matches statistics, not texels (stats error: variogram + histogram, 0 = same)."
+                     "</div><table><tr><th>region</th><th>family</th><th>area</th><th>PSNR dB</th>"
+                     "<th>mean colour dB</th><th>stats error</th></tr>")
+        for r in rows:
+            colour = "#" + "".join(f"{round(255 * v):02x}" for v in r.get("mean_albedo_srgb", [0.5] * 3))
+            stats = _fmt(r["stats_error"]) if "stats_error" in r else "-"
+            parts.append(f"<tr><td><span style='background:{colour};padding:0 10px'>&nbsp;</span> {r['region']}</td>"
+                         f"<td>{html.escape(r['family'])}</td><td>{100 * r.get('area_fraction', 0):.0f}%</td>"
+                         f"<td>{_fmt(r['psnr'])}</td><td>{_fmt(r['psnr_uniform'])}</td><td>{stats}</td></tr>")
+        parts.append("</table><div class=textures>"
+                     f"<img title='regions' alt='regions' src='{_img_uri(regions, 512, 'PNG')}'>"
+                     f"<img title='albedo from the procedural materials' alt='procedural albedo' "
+                     f"src='{_img_uri(regenerated, 512, 'PNG')}'></div>")
     parts.append("</body></html>")
     return "".join(parts)

@@ -28,12 +28,14 @@ _ROLE_BY_SUFFIX = {".glb": "glb", ".gltf": "glb", ".obj": "obj", ".mtl": "mtl", 
                    ".ktx2": "texture", ".webp": "texture", ".mp4": "turntable", ".webm": "turntable",
                    ".html": "report"}
 _ROLE_BY_NAME = {"thumb.png": "thumb", "metrics.json": "metrics", "provenance.json": "provenance",
-                 "report.html": "report", "turntable.mp4": "turntable", "landmarks.json": "landmarks"}
+                 "report.html": "report", "turntable.mp4": "turntable", "landmarks.json": "landmarks",
+                 "materials.json": "materials"}
 
 
 def file_role(relpath: str) -> str:
     """The role of a file of an asset folder from its name: glb, obj, mtl, texture, ply, thumb,
-    turntable, report, metrics, provenance, landmarks (a head's landmark sets), or other."""
+    turntable, report, metrics, provenance, landmarks (a head's landmark sets), materials (procedural
+    material parameters), or other."""
     name = relpath.rsplit("/", 1)[-1].lower()
     if name in _ROLE_BY_NAME:
         return _ROLE_BY_NAME[name]

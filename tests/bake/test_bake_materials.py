@@ -3,6 +3,8 @@ sky light, rendered by recon's PBR shader (the renderer is tested on its own aga
 and, in scripts/bench_materials.py, against Mitsuba)."""
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -10,6 +12,7 @@ import torch
 from recon.core.config import MaterialsConfig
 from recon.core.types import Capture, FrameInfo
 from recon.materials import PbrShader, fit_materials, per_channel_scale
+from recon.materials.procedural import FAMILIES
 from recon.render.colorspace import srgb_to_linear
 from recon.render.environment import LightProbe, directions
 
@@ -124,6 +127,12 @@ def test_bake_writes_a_lit_pbr_asset_with_its_light(pbr_asset):
     assert env.shape[1] == 2 * env.shape[0] and env.max() > 0
     page = (folder / "report.html").read_text()
     assert "<h2>Relit</h2>" in page and "recovered capture light" in page
+    # procedural materials: every region has a family and its scores, stored where export finds them
+    assert "materials.json" in metrics["files"] and "<h2>Procedural materials</h2>" in page
+    rows = metrics["procedural"]
+    assert rows and all(r["family"] in FAMILIES and r["psnr"] > 10 for r in rows)
+    stored = json.loads((folder / "materials.json").read_text())
+    assert stored["faces"] == len(read_mesh(folder / "torus.glb").faces)
 
 
 def test_recon_relight(pbr_asset, tmp_path, capsys):
