@@ -243,6 +243,9 @@ def _add_library_parser(sub) -> None:
     p.add_argument("--landmarks", action="store_true",
                    help="also write the asset's landmark sets (a head's landmarks.json: Multi-PIE 68, dense, "
                         "MediaPipe 478, as triangle + barycentric) beside the file, as <stem>.landmarks.json")
+    p.add_argument("--texture-size", type=int, metavar="N",
+                   help="textures of N x N texels: the procedural material regions (a PBR asset's materials.json) "
+                        "regenerated at that size, the rest resampled")
     p = action("rm", "remove assets (their blobs go when no other asset uses them)", json_out=False)
     p.add_argument("assets", nargs="+", help="asset ids, NAMEs or NAME@VERSIONs")
     action("gc", "delete unreferenced blobs and leftovers of interrupted writes", json_out=False)
@@ -268,7 +271,7 @@ def _cmd_library(args) -> int:
                         operator=args.operator, notes=args.notes)
             print(json.dumps(a.to_dict(), indent=2) if as_json else f"{a.id} {a.name} v{a.version}")
         elif cmd == "export":
-            print(lib.export(args.asset, args.out, format=args.format))
+            print(lib.export(args.asset, args.out, format=args.format, texture_size=args.texture_size))
             if args.landmarks:
                 print(lib.export_landmarks(args.asset, args.out))
         elif cmd == "rm":

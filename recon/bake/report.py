@@ -214,5 +214,10 @@ def build_report(name: str, glb: bytes, metrics: dict, thumb: np.ndarray | None 
                      f"<img title='regions' alt='regions' src='{_img_uri(regions, 512, 'PNG')}'>"
                      f"<img title='albedo from the procedural materials' alt='procedural albedo' "
                      f"src='{_img_uri(regenerated, 512, 'PNG')}'></div>")
+    if "<video" in "".join(parts):  # flags a test (or a person) can read: every video decoded its first frame
+        parts.append("<script>{const vs=[...document.querySelectorAll('video')];let n=0;"
+                     "const ok=()=>{if(++n===vs.length)document.body.dataset.videosLoaded='1'};"
+                     "vs.forEach(v=>{v.addEventListener('error',()=>document.body.dataset.videoError='1');"
+                     "if(v.readyState>=2)ok();else v.addEventListener('loadeddata',ok,{once:true});});}</script>")
     parts.append("</body></html>")
     return "".join(parts)

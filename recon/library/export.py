@@ -29,13 +29,16 @@ def _safe_rel(path: str) -> PurePosixPath:
     return p
 
 
-def export_asset(asset: "Asset", store: BlobStore, dest: str | Path, format: str | None = None) -> Path:
+def export_asset(asset: "Asset", store: BlobStore, dest: str | Path, format: str | None = None,
+                 texture_size: int | None = None) -> Path:
     dest = Path(dest).expanduser()
     fmt = (format or dest.suffix.lstrip(".") or "folder").lower()
     if fmt == "gltf":
         fmt = "glb"
     if fmt not in FORMATS:
         raise InputError(dest, f"unknown export format '{fmt}' (one of {', '.join(FORMATS)})")
+    if texture_size is not None:
+        return _resized(asset, store, dest, fmt, texture_size)
     if fmt == "folder":
         for f in asset.files:
             store.copy_to(f.hash, dest / _safe_rel(f.path))
@@ -61,6 +64,21 @@ def export_asset(asset: "Asset", store: BlobStore, dest: str | Path, format: str
             rel = rel.relative_to(base) if base != PurePosixPath(".") and rel.is_relative_to(base) else rel
             store.copy_to(tex.hash, dest.parent / _safe_rel(str(rel)))
     atomic_write_bytes(dest, obj)
+    return dest
+
+
+def _resized(asset: "Asset", store: BlobStore, dest: Path, fmt: str, texture_size: int) -> Path:
+    """The asset's mesh with textures of ``texture_size`` (its procedural materials regenerated), as ``fmt``."""
+    from ..bake import export_asset as export_folder
+
+    if fmt == "folder":
+        raise InputError(dest, "--texture-size applies to a mesh export (glb, obj, ply), not a folder")
+    if dest.is_dir():
+        dest = dest / f"{asset.name}.{fmt}"
+    with tempfile.TemporaryDirectory(prefix="recon-export-") as tmp:
+        for f in asset.files:
+            store.copy_to(f.hash, Path(tmp) / _safe_rel(f.path))
+        export_folder(tmp, fmt, dest, texture_size)
     return dest
 
 

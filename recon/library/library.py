@@ -409,12 +409,14 @@ class Library:
 
     # -- export ---------------------------------------------------------------------------
 
-    def export(self, ref: str, dest: str | Path, format: str | None = None) -> Path:
+    def export(self, ref: str, dest: str | Path, format: str | None = None, texture_size: int | None = None) -> Path:
         """Write asset ``ref`` to ``dest`` as glb, obj (+ mtl + textures beside it), ply, or
-        ``folder`` (every file); ``format`` defaults to dest's suffix. Returns the main file."""
+        ``folder`` (every file); ``format`` defaults to dest's suffix. ``texture_size``: textures of that
+        many texels a side, procedural materials regenerated (``recon export --texture-size``). Returns the
+        main file."""
         from .export import export_asset
 
-        return export_asset(self.get(ref), self.store, dest, format)
+        return export_asset(self.get(ref), self.store, dest, format, texture_size)
 
     def export_landmarks(self, ref: str, dest: str | Path) -> Path:
         """Write asset ``ref``'s landmark sets (its ``landmarks.json``: a head's) beside the export ``dest``

@@ -135,6 +135,35 @@ def test_bake_writes_a_lit_pbr_asset_with_its_light(pbr_asset):
     assert stored["faces"] == len(read_mesh(folder / "torus.glb").faces)
 
 
+def test_relit_turntables_play_in_headless_chromium(pbr_asset, tmp_path):
+    from .conftest import run_node_tool
+
+    folder, _ = pbr_asset
+    page = (folder / "report.html").read_text()
+    assert page.count("<video") == 3  # the recovered light, studio, sunset
+    res = run_node_tool("check_page.mjs", str(folder / "report.html"), "body[data-videos-loaded]")
+    assert res.returncode == 0, res.stderr[-2000:]
+    result = json.loads(res.stdout.strip().splitlines()[-1])
+    assert result["ready"], result  # every relit turntable decoded its first frame
+    problems = [m for m in result["messages"] if m["type"] in ("error", "pageerror", "requestfailed", "timeout")]
+    assert problems == [], problems
+
+
+def test_library_export_regenerates_procedural_materials(pbr_asset, tmp_path):
+    from recon.bake import read_mesh
+    from recon.cli import main
+
+    folder, _ = pbr_asset
+    lib = ["--library", str(tmp_path / "lib.db")]
+    assert main(["library", "add", str(folder), "--name", "torus", *lib]) == 0
+    out = tmp_path / "big.glb"
+    assert main(["library", "export", "torus", "--out", str(out), "--texture-size", "256", *lib]) == 0
+    big = read_mesh(out)
+    assert big.base_color.shape == (256, 256, 3) and big.orm.shape == (256, 256, 3)
+    assert main(["library", "export", "torus", "--out", str(tmp_path / "f"), "--format", "folder",
+                 "--texture-size", "256", *lib]) == 2
+
+
 def test_recon_relight(pbr_asset, tmp_path, capsys):
     import av
 
