@@ -11,9 +11,10 @@ white balance, encoded to sRGB and compared with the photo.
 A diffuse surface can be explained by any light (the albedo follows), so the data term cannot pick
 the light: ``estimate_light`` does first, from the photos alone (surface points a few percent apart
 with the same chromaticity should imply the same albedo). Initialisation: that light (neutral, scaled
-so the implied albedos stay below 0.9), albedo = the baked radiance (linear), roughness 0.6,
-metallic 0; the light then moves slowly (``light_lr``). Priors, as nvdiffrec's: albedo, roughness
-and metallic piecewise smooth (L1 between a point and a jittered neighbour in the texture), metallic
+so the implied albedos stay below 0.9), albedo = the baked radiance (linear), roughness 0.6, metallic 0;
+the light then moves slowly (``light_lr``). Priors, as nvdiffrec's: roughness and metallic piecewise
+smooth (L1 between a point and a jittered neighbour in the texture; the albedo's too when
+``albedo_smoothness`` > 0, off by default: it cost held-out PSNR on the lego), metallic
 pulled to 0 (most captured things are dielectric), the light's colour pulled to its luminance (a
 coloured cast goes to the albedo). The albedo-light scale is not observable, only their product
 (albedo is reported after a per-channel scale, as the literature does).
