@@ -18,11 +18,13 @@ solved by least squares:
   cells     Worley distance to the nearest cell point, scale s  leather, pebbles
   brushed   value noise stretched 24x along d                   brushed metal
 
-Stripes, plaid and wood are fitted point for point over a search of directions and frequencies, refined by
-Adam (the linear part solved in every step); they are scored by the PSNR of the albedo against the fitted
-texture. Noise has no phase to fit: the stochastic families match statistics (the region's mean, its spread
-along its main colour axis, its variogram and its histogram) and are scored on those; their texel PSNR is
-reported too, and is never better than the region's mean colour.
+Stripes, plaid and wood are fitted point for point: the wave is found (stripes: the peak of a 3-D
+periodogram; plaid: the peak of what the stripes leave; wood: a search of axes and ring frequencies), then
+refined by Adam with its harmonics (the linear part solved in every step); they are scored by the PSNR of the
+albedo against the fitted texture and taken when they beat the region's linear trend by 2 dB. Noise has no
+phase to fit: the stochastic families match statistics (the region's mean and trend, its spread along its main
+colour axis, its variogram and its histogram) and are scored on those; their texel PSNR is reported too, and
+is not expected to beat the region's mean colour.
 """
 from __future__ import annotations
 
