@@ -6,8 +6,10 @@
 
 For each region: its family, share of the area, the albedo PSNR (sRGB) of the procedural material against
 the texture over the region's texels beside that of the region's mean colour, and for the stochastic families
-the statistics error (variogram + histogram, 0 = same). Also the fit time and the time to regenerate the
-textures at twice the size. `--out DIR` writes the region map and the regenerated albedo as PNGs.
+the statistics error (variogram + histogram, 0 = same), and whether export regenerates it (close enough to
+the texture: recon.materials.procedural.ACCEPT_PSNR / ACCEPT_STATS). Also the fit time and the time to
+regenerate the textures at twice the size. `--out DIR` writes the region map and every region's procedural
+albedo as PNGs.
 """
 from __future__ import annotations
 
@@ -70,17 +72,19 @@ def main() -> None:
         regen[size * k] = round(time.perf_counter() - t0, 2)
     print(f"{name}: {len(mesh.faces)} triangles, {size}² textures, {len(fit.materials)} regions, "
           f"fit {fit_s:.1f} s; regenerated at " + ", ".join(f"{s}² in {t} s" for s, t in regen.items()))
-    print(f"{'region':>6} {'family':>8} {'area':>6} {'PSNR':>7} {'mean-colour PSNR':>17} {'stats error':>12}")
+    print(f"{'region':>6} {'family':>8} {'area':>6} {'PSNR':>7} {'mean-colour PSNR':>17} {'stats error':>12} "
+          f"{'used on export':>15}")
     for r in fit.summary():
         stats = f"{r['stats_error']:.3f}" if "stats_error" in r else "-"
         print(f"{r['region']:>6} {r['family']:>8} {100 * r['area_fraction']:5.1f}% {r['psnr']:6.2f} "
-              f"{r['psnr_uniform']:17.2f} {stats:>12}")
+              f"{r['psnr_uniform']:17.2f} {stats:>12} {'yes' if r['accepted'] else 'no':>15}")
     if args.out:
         from PIL import Image
 
         args.out.mkdir(parents=True, exist_ok=True)
         Image.fromarray(region_map(mesh, fit, min(size, 1024))).save(args.out / "regions.png")
-        Image.fromarray(big.base_color).save(args.out / "procedural_albedo.png")
+        every = regenerate(mesh, fit, size, accepted_only=False).base_color
+        Image.fromarray(every).save(args.out / "procedural_albedo.png")
         Image.fromarray(mesh.base_color).save(args.out / "albedo.png")
         (args.out / "materials.json").write_text(json.dumps(fit.to_json(), indent=1))
 

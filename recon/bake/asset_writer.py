@@ -111,7 +111,7 @@ def write_asset_folder(dest: Path, name: str, asset: TexturedMesh, metrics: dict
 
             size = asset.base_color.shape[0]
             regions = (procedural.summary(), region_map(asset, procedural, min(size, 512)),
-                       regenerate(asset, procedural, min(size, 512)).base_color)
+                       regenerate(asset, procedural, min(size, 512), accepted_only=False).base_color)
         page = build_report(name, (tmp / f"{name}.glb").read_bytes(), metrics, previews["thumb"], inputs, pairs,
                             textures, camera, masks_note, relit=relit, procedural=regions, **videos)
         (tmp / "report.html").write_text(page, encoding="utf-8")

@@ -201,15 +201,18 @@ def build_report(name: str, glb: bytes, metrics: dict, thumb: np.ndarray | None 
                      "resolution-free procedural material (materials.json; <code>recon export --texture-size N"
                      "</code> regenerates it at any size). PSNR: the procedural albedo against the fitted albedo "
                      "over the region's texels, beside the region's mean colour; a stochastic family (noise, cells, "
-                     "brushed) matches statistics, not texels (stats error: variogram + histogram, 0 = same)."
+                     "brushed) matches statistics, not texels (stats error: variogram + histogram, 0 = same). "
+                     "Export regenerates only the regions close enough to their texture (used on export); the "
+                     "picture shows every region's procedural albedo."
                      "</div><table><tr><th>region</th><th>family</th><th>area</th><th>PSNR dB</th>"
-                     "<th>mean colour dB</th><th>stats error</th></tr>")
+                     "<th>mean colour dB</th><th>stats error</th><th>used on export</th></tr>")
         for r in rows:
             colour = "#" + "".join(f"{round(255 * v):02x}" for v in r.get("mean_albedo_srgb", [0.5] * 3))
             stats = _fmt(r["stats_error"]) if "stats_error" in r else "-"
             parts.append(f"<tr><td><span style='background:{colour};padding:0 10px'>&nbsp;</span> {r['region']}</td>"
                          f"<td>{html.escape(r['family'])}</td><td>{100 * r.get('area_fraction', 0):.0f}%</td>"
-                         f"<td>{_fmt(r['psnr'])}</td><td>{_fmt(r['psnr_uniform'])}</td><td>{stats}</td></tr>")
+                         f"<td>{_fmt(r['psnr'])}</td><td>{_fmt(r['psnr_uniform'])}</td><td>{stats}</td>"
+                         f"<td>{'yes' if r.get('accepted') else 'no'}</td></tr>")
         parts.append("</table><div class=textures>"
                      f"<img title='regions' alt='regions' src='{_img_uri(regions, 512, 'PNG')}'>"
                      f"<img title='albedo from the procedural materials' alt='procedural albedo' "

@@ -290,8 +290,8 @@ class MaterialsConfig(_Section):
     orm_downscale: int = Field(4, ge=1, description="Roughness/metallic are fitted at the texture size / this.")
     init_roughness: float = Field(0.6, gt=0, le=1, description="Roughness before the fit.")
     albedo_smoothness: float = Field(0.0, ge=0, description="Weight of the albedo's piecewise-smoothness prior "
-                                                            "(off by default: it cost held-out PSNR on the lego and "
-                                                            "the avocado's albedo).")
+                                                            "(off by default: it cost held-out PSNR on the lego; "
+                                                            "neutral on the avocado).")
     orm_smoothness: float = Field(0.05, ge=0, description="Weight of roughness/metallic piecewise smoothness.")
     smoothness_texels: float = Field(
         2.0, gt=0, description="Reach of those smoothness priors in texels of each texture (a point against a random "

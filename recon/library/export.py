@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
@@ -75,11 +76,18 @@ def _resized(asset: "Asset", store: BlobStore, dest: Path, fmt: str, texture_siz
         raise InputError(dest, "--texture-size applies to a mesh export (glb, obj, ply), not a folder")
     if dest.is_dir():
         dest = dest / f"{asset.name}.{fmt}"
+    with _folder_copy(asset, store) as tmp:
+        export_folder(tmp, fmt, dest, texture_size)
+    return dest
+
+
+@contextmanager
+def _folder_copy(asset: "Asset", store: BlobStore):
+    """A temporary copy of the asset's whole folder (an obj finds its mtl and textures, a glb its materials.json)."""
     with tempfile.TemporaryDirectory(prefix="recon-export-") as tmp:
         for f in asset.files:
             store.copy_to(f.hash, Path(tmp) / _safe_rel(f.path))
-        export_folder(tmp, fmt, dest, texture_size)
-    return dest
+        yield Path(tmp)
 
 
 def _convert(asset: "Asset", store: BlobStore, dest: Path, fmt: str) -> Path:
@@ -88,11 +96,8 @@ def _convert(asset: "Asset", store: BlobStore, dest: Path, fmt: str) -> Path:
     src = next((asset.file(r) for r in ("glb", "obj", "ply") if asset.file(r) is not None), None)
     if src is None:
         raise InputError(None, f"{asset.name}@{asset.version} has no mesh to export")
-    with tempfile.TemporaryDirectory(prefix="recon-export-") as tmp:
-        # The whole folder, so an obj finds its mtl and textures.
-        for f in asset.files:
-            store.copy_to(f.hash, Path(tmp) / _safe_rel(f.path))
-        mesh = trimesh.load(Path(tmp) / src.path, force="mesh")
+    with _folder_copy(asset, store) as tmp:
+        mesh = trimesh.load(tmp / src.path, force="mesh")
         if fmt == "obj":
             from trimesh.exchange.obj import export_obj
 

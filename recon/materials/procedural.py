@@ -45,6 +45,11 @@ DETERMINISTIC = ("stripes", "plaid", "wood")
 STOCHASTIC = ("noise", "cells", "brushed")
 FAMILIES = ("uniform",) + DETERMINISTIC + STOCHASTIC
 _HARMONICS = {"stripes": 3, "plaid": 3, "wood": 2}
+# a region's procedural material replaces its texture on export only when it is this close to it: a pattern
+# (or uniform) within ACCEPT_PSNR dB of the fitted albedo, a stochastic family within ACCEPT_STATS statistics error
+ACCEPT_PSNR = 28.0
+ACCEPT_STATS = 0.15
+_DEFAULT_ORM = (255, 153, 0)  # occlusion 1, roughness 0.6, metallic 0: a mesh without an ORM texture
 _BRUSH_STRETCH = 24.0
 
 
@@ -572,8 +577,7 @@ def fit_procedural(mesh, regions: int = 4, min_fraction: float = 0.05, samples: 
     face, x = _texels(mesh, size)
     covered = face >= 0
     albedo = srgb_to_linear(torch.as_tensor(mesh.base_color, dtype=torch.float64) / 255)
-    orm = _sample_texture(mesh.orm, size) if mesh.orm is not None else np.full((size, size, 3), [255, 153, 0], np.uint8)
-    rm = torch.as_tensor(orm[..., 1:], dtype=torch.float64) / 255
+    rm = torch.as_tensor(_orm(mesh, size)[..., 1:], dtype=torch.float64) / 255
     values = torch.cat([albedo, rm], -1)[covered]  # (T, 5): linear RGB, roughness, metallic
     fid = face[covered].numpy()
     F = len(mesh.faces)
@@ -604,22 +608,33 @@ def fit_procedural(mesh, regions: int = 4, min_fraction: float = 0.05, samples: 
         mat = fit_region(s, seed=seed)
         mat.scores["area_fraction"] = float(area[labels == r].sum() / area.sum())
         mat.scores["mean_albedo_srgb"] = [round(float(v), 3) for v in linear_to_srgb(s.Y[:, :3].mean(0).clamp(0, 1))]
-        log.info("procedural region %d (%.0f%% of the area): %s, albedo PSNR %.1f dB (mean colour %.1f dB)", r,
-                 100 * mat.scores["area_fraction"], mat.family, mat.scores["psnr"], mat.scores["psnr_uniform"])
+        mat.scores["accepted"] = bool(mat.scores["stats_error"] <= ACCEPT_STATS if "stats_error" in mat.scores
+                                      else mat.scores["psnr"] >= ACCEPT_PSNR)
+        log.info("procedural region %d (%.0f%% of the area): %s, albedo PSNR %.1f dB (mean colour %.1f dB), %s", r,
+                 100 * mat.scores["area_fraction"], mat.family, mat.scores["psnr"], mat.scores["psnr_uniform"],
+                 "used on export" if mat.scores["accepted"] else "too far from the texture: kept the texture")
         mats.append(mat)
     return ProceduralFit(mats, labels, centre, scale)
 
 
-def regenerate(mesh, fit: ProceduralFit, size: int):
+def _orm(mesh, size: int) -> np.ndarray:
+    """``mesh``'s ORM texture at ``size`` (``_DEFAULT_ORM`` when it has none)."""
+    if mesh.orm is None:
+        return np.full((size, size, 3), _DEFAULT_ORM, np.uint8)
+    return _sample_texture(mesh.orm, size)
+
+
+def regenerate(mesh, fit: ProceduralFit, size: int, accepted_only: bool = True):
     """``mesh`` with base colour and ORM at ``size`` x ``size``: the procedural regions evaluated at each
-    texel's surface point, the other texels resampled from the stored textures, gutters filled as the bake does."""
+    texel's surface point (only those close enough to their texture, ``scores["accepted"]``, unless
+    ``accepted_only`` is False), the other texels resampled from the stored textures, gutters filled as the
+    bake does."""
     from ..bake.texture import dilate
 
     if len(fit.face_region) != len(mesh.faces):
         raise ValueError(f"materials.json labels {len(fit.face_region)} faces, the mesh has {len(mesh.faces)}")
     base = torch.as_tensor(_sample_texture(mesh.base_color, size), dtype=torch.float32) / 255
-    orm_src = mesh.orm if mesh.orm is not None else np.full((*mesh.base_color.shape[:2], 3), [255, 153, 0], np.uint8)
-    orm = torch.as_tensor(_sample_texture(orm_src, size), dtype=torch.float32) / 255
+    orm = torch.as_tensor(_orm(mesh, size), dtype=torch.float32) / 255
     face, x = _texels(mesh, size)
     covered = face >= 0
     region = torch.as_tensor(fit.face_region)[face[covered]]  # (M,) per covered texel
@@ -627,7 +642,7 @@ def regenerate(mesh, fit: ProceduralFit, size: int):
     base_c, orm_c = base[covered], orm[covered]
     for r, mat in enumerate(fit.materials):
         sel = region == r
-        if not bool(sel.any()):
+        if not bool(sel.any()) or (accepted_only and not mat.scores.get("accepted", True)):
             continue
         y = torch.as_tensor(mat.evaluate(p[sel]))
         base_c[sel] = linear_to_srgb(y[:, :3])
@@ -678,6 +693,7 @@ def resize_textures(mesh, materials_json, size: int):
         out = regenerate(mesh, fit, size)
     except (ValueError, KeyError, json.JSONDecodeError) as e:
         raise InputError(path, f"cannot regenerate the procedural materials: {e}") from None
-    log.info("regenerated %d procedural region%s at %d texels", len(fit.materials),
-             "" if len(fit.materials) == 1 else "s", size)
+    used = sum(bool(m.scores.get("accepted", True)) for m in fit.materials)
+    log.info("regenerated %d of %d procedural regions at %d texels (the others are too far from their texture: "
+             "resampled)", used, len(fit.materials), size)
     return out

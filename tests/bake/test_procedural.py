@@ -77,6 +77,7 @@ def test_regions_and_families_are_recovered(painted, fitted):
     assert rows["noise"]["stats_error"] < 0.15 and rows["noise"]["psnr"] < rows["noise"]["psnr_uniform"] + 0.5
     noise = next(m for m in fitted.materials if m.family == "noise")
     assert 12.0 < noise.params["scale"] < 21.0
+    assert rows["stripes"]["accepted"] and rows["noise"]["accepted"]  # both close enough to be used on export
 
 
 def test_regenerated_textures_follow_the_materials_at_any_size(painted, fitted):
@@ -90,6 +91,16 @@ def test_regenerated_textures_follow_the_materials_at_any_size(painted, fitted):
     got = big.base_color[covered][up]
     err = np.abs(got.astype(int) - truth.astype(int))
     assert np.mean(err) < 2.0, np.mean(err)
+    # a region too far from its texture keeps the texture (resampled) on export
+    import copy
+
+    rejected = copy.deepcopy(fitted)
+    for m in rejected.materials:
+        m.scores["accepted"] = m.family != "stripes"
+    kept = regenerate(painted, rejected, 512).base_color[covered][up]
+    resampled = regenerate(painted, ProceduralFit([], np.full_like(fitted.face_region, -1), fitted.centre,
+                                                  fitted.scale), 512).base_color[covered][up]
+    assert np.array_equal(kept, resampled) and not np.array_equal(kept, got)
     # round trip through materials.json
     again = ProceduralFit.from_json(json.loads(json.dumps(fitted.to_json())))
     assert np.array_equal(again.face_region, fitted.face_region)
