@@ -163,7 +163,9 @@ def freeze_worker_mid_fit(catalog_url, manifest: Path, name: str, run: Backgroun
     return pid, work, checkpoints
 
 
-@pytest.mark.parametrize("runner", ["local", "ray"])
+# each runner and each catalogue once (all four pairs cost a minute more of the suite's 15; the catalogues'
+# own crash safety is tested on both in tests/library/test_crash.py)
+@pytest.mark.parametrize("runner,catalog_url", [("local", "postgresql"), ("ray", "sqlite")], indirect=["catalog_url"])
 def test_kill_a_worker_then_rerun_gives_exactly_four_verified_assets(runner, catalog_url, store_dir, tmp_path,
                                                                       request):
     cluster = request.getfixturevalue("ray_cluster") if runner == "ray" else None
