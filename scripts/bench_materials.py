@@ -109,7 +109,7 @@ def _truth_geometry_asset(cap, gt_path: Path, texture_size: int, mcfg):
     mesh, stats = refine_base_color(mesh, cap, N, steps=600, lr=0.03)
     t0 = time.perf_counter()
     fit = fit_materials(mesh, cap, N, mcfg)
-    pbr = mesh.with_(base_color=fit.albedo, orm=fit.orm, material="pbr")
+    pbr = mesh.with_(base_color=fit.albedo, orm=fit.orm, material="pbr", normal_map=fit.normal_map)
     _light_picture(fit.environment, cap, Path(cap.meta.get("bench_out", ".")))
     return mesh, pbr, {**fit.stats, **stats, "materials_seconds": round(time.perf_counter() - t0, 1)}
 
@@ -147,7 +147,8 @@ def _fitted_asset(capture_dir: Path, cap, out: Path, args, mcfg):
     radiance = read_mesh(next((job / "asset").glob("*.glb"))).transformed(np.linalg.inv(A))
     t0 = time.perf_counter()
     fit = fit_materials(radiance, cap, np.asarray(cap.normalization), mcfg, to_light=A[:3, :3])
-    pbr = radiance.with_(base_color=fit.albedo, orm=fit.orm, material="pbr")
+    pbr = radiance.with_(base_color=fit.albedo, orm=fit.orm, material="pbr",
+                         normal_map=fit.normal_map if fit.normal_map is not None else radiance.normal_map)
     _light_picture(fit.environment, cap, out)
     stats = {**fit.stats, "materials_seconds": round(time.perf_counter() - t0, 1), "recon_fit_seconds": round(seconds, 1),
              **{k: metrics[k] for k in ("triangles", "psnr_heldout_baked", "mask_iou_heldout_baked", "chamfer")

@@ -261,7 +261,8 @@ def bake_asset(field, normalization: np.ndarray | None, out_dir: str | Path, nam
 
             fit = fit_materials(asset, capture, N, materials, to_light=A[:3, :3])
             radiance_asset, light = asset, fit.environment
-            asset = asset.with_(base_color=fit.albedo, orm=fit.orm, material="pbr")
+            asset = asset.with_(base_color=fit.albedo, orm=fit.orm, material="pbr",
+                                normal_map=fit.normal_map if fit.normal_map is not None else asset.normal_map)
             fit_stats.update(fit.stats)
     frame = {"up": [float(v) for v in up], "up_method": up_method, "asset_from_capture": A.round(9).tolist(),
              "note": "asset = asset_from_capture @ capture-frame point (rigid, units kept); "

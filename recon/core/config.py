@@ -293,6 +293,9 @@ class MaterialsConfig(_Section):
                                                             "(off by default: it cost held-out PSNR on the lego; "
                                                             "neutral on the avocado).")
     orm_smoothness: float = Field(0.05, ge=0, description="Weight of roughness/metallic piecewise smoothness.")
+    normal_detail: float = Field(
+        0.001, ge=0, description="Fit a normal-detail texture (slopes along the mesh's tangent frame, written into "
+                                 "its normal map): the weight pulling the slopes to 0; 0: no detail fitted.")
     smoothness_texels: float = Field(
         2.0, gt=0, description="Reach of those smoothness priors in texels of each texture (a point against a random "
                                "neighbour up to about this far; small: a baked atlas has many small charts).")

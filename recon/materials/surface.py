@@ -40,14 +40,20 @@ class SurfaceAttributes:
         """(N, 3) float64 positions."""
         return self._interp(self.positions, face, bary)
 
-    def normal(self, face: Tensor, bary: Tensor, uv: Tensor | None = None) -> Tensor:
-        """(N, 3) unit shading normals: the smooth vertex normal, bent by the normal map when there is one."""
+    def tangent_frame(self, face: Tensor, bary: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """(N, 3) each: the tangent T, bitangent B and smooth normal N a glTF renderer bends a normal map's
+        (x, y, z) in (``tangents`` required): T orthogonalised against N, B = N x T times the handedness."""
         n = F.normalize(self._interp(self.normals, face, bary), dim=-1)
-        if self.normal_map is None:
-            return n
         t4 = self._interp(self.tangents, face, bary)
         t = F.normalize(t4[:, :3] - (t4[:, :3] * n).sum(-1, keepdim=True) * n, dim=-1)
         b = torch.linalg.cross(n, t) * torch.where(t4[:, 3:] < 0, -1.0, 1.0)  # handedness
+        return t, b, n
+
+    def normal(self, face: Tensor, bary: Tensor, uv: Tensor | None = None) -> Tensor:
+        """(N, 3) unit shading normals: the smooth vertex normal, bent by the normal map when there is one."""
+        if self.normal_map is None:
+            return F.normalize(self._interp(self.normals, face, bary), dim=-1)
+        t, b, n = self.tangent_frame(face, bary)
         m = lookup_texture(self.normal_map, self.uv(face, bary) if uv is None else uv)
         return F.normalize(t * m[:, :1] + b * m[:, 1:2] + n * m[:, 2:], dim=-1)
 

@@ -49,7 +49,7 @@ def solid_angles(h: int, w: int) -> Tensor:
 def direction_to_uv(d: Tensor) -> Tensor:
     """(N, 3) unit directions -> (N, 2) map coordinates (u, v) in [0, 1)."""
     u = torch.atan2(d[:, 0], -d[:, 2]) / (2 * math.pi)
-    v = torch.acos(d[:, 1].clamp(-1, 1)) / math.pi
+    v = torch.acos(d[:, 1].clamp(-1 + 1e-6, 1 - 1e-6)) / math.pi  # acos' is infinite at +-1: no NaN gradients
     return torch.stack([u - torch.floor(u), v], 1)
 
 

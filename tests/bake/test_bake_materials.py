@@ -91,6 +91,39 @@ def test_shader_under_uniform_light_reproduces_the_albedo(scene):
     assert out.shape == (5, 3) and float(out.min()) >= 0 and float(out.max()) <= 1
 
 
+@pytest.mark.parametrize("own_map", [False, True])
+def test_fitted_normal_detail_is_the_normal_map_written(scene, own_map):
+    """The normals the fit shades with (mesh normal bent by the slopes along its tangent frame) are the ones a
+    glTF renderer gets from the normal map the fit writes (on a flat map, and on the mesh's own bumpy map)."""
+    from recon.materials.inverse import MaterialModel, Observations
+    from recon.materials.surface import SurfaceAttributes
+
+    truth = scene[0]
+    S = truth.base_color.shape[0]
+    g = torch.Generator().manual_seed(0)
+    if own_map:
+        bump = torch.nn.functional.normalize(torch.randn(S, S, 3, generator=g) * torch.tensor([0.2, 0.2, 0]) +
+                                             torch.tensor([0.0, 0.0, 1.0]), dim=-1)
+        truth = truth.with_(normal_map=(bump.numpy() * 127.5 + 128).clip(0, 255).astype(np.uint8))
+    model = MaterialModel(truth.base_color, 1, MaterialsConfig(), detail=True)
+    with torch.no_grad():  # smooth slopes up to ~0.3 (17 degrees)
+        model.detail.levels[2].copy_(torch.randn(model.detail.levels[2].shape, generator=g) * 0.15)
+    surf = SurfaceAttributes(truth)
+    face = torch.randint(len(truth.faces), (2000,), generator=g)
+    bary = torch.distributions.Dirichlet(torch.ones(3)).sample((2000,)).double()
+    uv = surf.uv(face, bary)
+    t, b, _ = surf.tangent_frame(face, bary)
+    n = surf.normal(face, bary, uv)
+    z = torch.zeros(len(uv), 3)
+    obs = Observations(uv, n, z, z, torch.zeros(len(uv), dtype=torch.long), z, t, b)
+    fitted = model.normals(obs).detach()
+    written = SurfaceAttributes(truth.with_(normal_map=model.normal_map(truth.normal_map, S))).normal(face, bary, uv)
+    angle = torch.rad2deg(torch.acos((fitted * written).sum(-1).clamp(-1, 1)))
+    bent = torch.rad2deg(torch.acos((fitted * n).sum(-1).clamp(-1, 1)))
+    assert float(bent.mean()) > 3  # the slopes do bend the normals
+    assert float(angle.mean()) < 1.0 and float(angle.quantile(0.99)) < 3.0, (angle.mean(), angle.max())
+
+
 @pytest.fixture(scope="module")
 def pbr_asset(scene, torus_fine, tmp_path_factory):
     from recon.bake import bake_asset
