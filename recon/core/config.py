@@ -288,7 +288,8 @@ class MaterialsConfig(_Section):
     light_lr: float = Field(0.003, gt=0, description="Learning rate of the light's SH coefficients and the exposures.")
     light_height: int = Field(16, ge=4, le=64, description="Rows of the map the fitted SH light is drawn on (2x as wide).")
     orm_downscale: int = Field(4, ge=1, description="Roughness/metallic are fitted at the texture size / this.")
-    init_roughness: float = Field(0.6, gt=0, le=1, description="Roughness before the fit.")
+    init_roughness: float = Field(1.0, gt=0, le=1, description="Roughness before the fit (from 1, the matte end, "
+                                                               "glossy texels come down where the photos show highlights).")
     albedo_smoothness: float = Field(0.0, ge=0, description="Weight of the albedo's piecewise-smoothness prior "
                                                             "(off by default: it cost held-out PSNR on the lego; "
                                                             "neutral on the avocado).")

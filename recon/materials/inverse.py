@@ -11,8 +11,9 @@ white balance, encoded to sRGB and compared with the photo.
 A diffuse surface can be explained by any light (the albedo follows), so the data term cannot pick
 the light: ``estimate_light`` does first, from the photos alone (surface points a few percent apart
 with the same chromaticity should imply the same albedo). Initialisation: that light (neutral, scaled
-so the implied albedos stay below 0.9), albedo = the baked radiance (linear), roughness 0.6, metallic 0;
-the light then moves slowly (``light_lr``). Priors, as nvdiffrec's: roughness and metallic piecewise
+so the implied albedos stay below 0.9), albedo = the baked radiance (linear), roughness 1 (``init_roughness``;
+clamped to [0.05, 1] straight through, so a texel at 1 can still come down), metallic 0; the light then
+moves slowly (``light_lr``). Priors, as nvdiffrec's: roughness and metallic piecewise
 smooth (L1 between a point and a jittered neighbour in the texture; the albedo's too when
 ``albedo_smoothness`` > 0, off by default: it cost held-out PSNR on the lego), metallic
 pulled to 0 (most captured things are dielectric), the light's colour pulled to its luminance (a
@@ -175,7 +176,10 @@ class MaterialModel(torch.nn.Module):
     def materials(self, uv: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """albedo (P, 3), roughness (P,), metallic (P,) at uvs (P, 2)."""
         rm = self.rough_metal.sample(uv)
-        return self.albedo.sample(uv).clamp(0, 1), rm[:, 0].clamp(0.05, 1), rm[:, 1].clamp(0, 1)
+        # roughness clamped straight through: with a plain clamp, texels that step past 1 (the default
+        # start) get no gradient again and a glossy surface stays matte
+        r = rm[:, 0]
+        return self.albedo.sample(uv).clamp(0, 1), r + (r.clamp(0.05, 1) - r).detach(), rm[:, 1].clamp(0, 1)
 
     def slopes(self, uv: torch.Tensor) -> torch.Tensor:
         """(P, 2) the normal detail's slopes at uvs (P, 2) (zeros when no detail is fitted)."""

@@ -72,10 +72,12 @@ def test_pbr_asset_relights_better_than_the_radiance_asset(scene):
     # the albedo-light scale is not observable: compare relit views after the albedo's per-channel scale
     s = per_channel_scale(srgb_to_linear(fit.albedo / 255.0), srgb_to_linear(truth.base_color / 255.0))
     albedo = srgb_to_linear(fit.albedo / 255.0) * s
-    pbr = truth.with_(base_color=(np.clip(albedo, 0, 1) ** (1 / 2.2) * 255 + 0.5).astype(np.uint8), orm=fit.orm)
+    pbr = truth.with_(base_color=(np.clip(albedo, 0, 1) ** (1 / 2.2) * 255 + 0.5).astype(np.uint8), orm=fit.orm,
+                      normal_map=fit.normal_map)
     relit = _psnr(render(pbr, test, light=light_b), truth_b)
     unlit = _psnr(render(radiance, test, lit=False), truth_b)
-    assert relit > 25 and relit > unlit + 8, (relit, unlit)  # measured: 28.6 vs 15.4 dB
+    # measured: 26.2 vs 15.4 dB, roughness 0.52 (from 1; with a plain clamp it stayed at 1: 22.8 dB)
+    assert relit > 25 and relit > unlit + 8, (relit, unlit)
     assert abs(float(fit.orm[..., 1].mean()) / 255 - 0.45) < 0.25  # roughness in the right range
     assert float(fit.orm[..., 2].mean()) / 255 < 0.2  # a dielectric stays one
 
