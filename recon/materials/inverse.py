@@ -85,11 +85,12 @@ def observations(mesh, capture, normalization: np.ndarray, to_light: np.ndarray 
     parts = []
     for k, px in enumerate(covered_pixels(mesh.positions, mesh.faces, capture, normalization, erode=2)):
         uv = surf.uv(px.face, px.bary)
-        n = surf.normal(px.face, px.bary, uv)
+        frame = surf.tangent_frame(px.face, px.bary) if surf.tangents is not None else None
+        n = surf.normal(px.face, px.bary, uv, frame)
         p = surf.points(px.face, px.bary)
         v = F.normalize(px.eye - p, dim=-1).float()
         ok = (n * v).sum(-1) > GRAZING  # grazing views: texture and geometry errors dominate
-        t, b = surf.tangent_frame(px.face, px.bary)[:2] if surf.tangents is not None else (n * 0, n * 0)
+        t, b = frame[:2] if frame is not None else (n * 0, n * 0)
         parts.append((uv[ok], n[ok] @ R.T, v[ok] @ R.T, px.rgb[ok], torch.full((int(ok.sum()),), k), p.float()[ok],
                       t[ok] @ R.T, b[ok] @ R.T))
     obs = Observations(*(torch.cat(p) for p in zip(*parts)))

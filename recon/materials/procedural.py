@@ -38,6 +38,7 @@ from torch import Tensor
 
 from ..core.log import get_logger
 from ..render.colorspace import linear_to_srgb, srgb_to_linear
+from .surface import DEFAULT_ORM
 
 log = get_logger(__name__)
 
@@ -49,7 +50,6 @@ _HARMONICS = {"stripes": 3, "plaid": 3, "wood": 2}
 # (or uniform) within ACCEPT_PSNR dB of the fitted albedo, a stochastic family within ACCEPT_STATS statistics error
 ACCEPT_PSNR = 28.0
 ACCEPT_STATS = 0.15
-_DEFAULT_ORM = (255, 153, 0)  # occlusion 1, roughness 0.6, metallic 0: a mesh without an ORM texture
 _BRUSH_STRETCH = 24.0
 
 
@@ -618,9 +618,9 @@ def fit_procedural(mesh, regions: int = 4, min_fraction: float = 0.05, samples: 
 
 
 def _orm(mesh, size: int) -> np.ndarray:
-    """``mesh``'s ORM texture at ``size`` (``_DEFAULT_ORM`` when it has none)."""
+    """``mesh``'s ORM texture at ``size`` (``surface.DEFAULT_ORM`` when it has none, as the shader reads it)."""
     if mesh.orm is None:
-        return np.full((size, size, 3), _DEFAULT_ORM, np.uint8)
+        return np.full((size, size, 3), DEFAULT_ORM, np.uint8)
     return _sample_texture(mesh.orm, size)
 
 

@@ -15,6 +15,8 @@ from ..render.environment import LightProbe
 from ..render.shading import shade_pbr
 from ..render.texture_lookup import lookup_texture
 
+DEFAULT_ORM = (255, 230, 0)  # a mesh without an ORM texture: occlusion 1, roughness 0.9, metallic 0
+
 
 class SurfaceAttributes:
     """Interpolates a mesh's uvs and shading normals (with its tangent-space normal map, if any)."""
@@ -49,11 +51,12 @@ class SurfaceAttributes:
         b = torch.linalg.cross(n, t) * torch.where(t4[:, 3:] < 0, -1.0, 1.0)  # handedness
         return t, b, n
 
-    def normal(self, face: Tensor, bary: Tensor, uv: Tensor | None = None) -> Tensor:
-        """(N, 3) unit shading normals: the smooth vertex normal, bent by the normal map when there is one."""
+    def normal(self, face: Tensor, bary: Tensor, uv: Tensor | None = None, frame: tuple | None = None) -> Tensor:
+        """(N, 3) unit shading normals: the smooth vertex normal, bent by the normal map when there is one
+        (``frame``: the points' ``tangent_frame``, if at hand)."""
         if self.normal_map is None:
             return F.normalize(self._interp(self.normals, face, bary), dim=-1)
-        t, b, n = self.tangent_frame(face, bary)
+        t, b, n = self.tangent_frame(face, bary) if frame is None else frame
         m = lookup_texture(self.normal_map, self.uv(face, bary) if uv is None else uv)
         return F.normalize(t * m[:, :1] + b * m[:, 1:2] + n * m[:, 2:], dim=-1)
 
@@ -68,7 +71,7 @@ class PbrShader:
     def __init__(self, mesh, probe: LightProbe, to_light: np.ndarray | None = None, exposure: float = 1.0):
         self.surface = SurfaceAttributes(mesh)
         self.albedo = srgb_to_linear(torch.as_tensor(mesh.base_color).float() / 255)
-        orm = mesh.orm if mesh.orm is not None else np.array([[[255, 230, 0]]], np.uint8)
+        orm = mesh.orm if mesh.orm is not None else np.array([[DEFAULT_ORM]], np.uint8)
         self.orm = torch.as_tensor(orm).float() / 255
         self.probe = probe
         self.R = torch.eye(3) if to_light is None else torch.as_tensor(np.asarray(to_light)[:3, :3], dtype=torch.float32)
