@@ -103,7 +103,7 @@ def propagate(masks: list, chain, images: list[np.ndarray], flows: "FlowCache", 
     for i in chain[1:]:
         warped = warp_along_flow(masks[prev], flows(i, prev))
         if warped.any():
-            m = refine_mask(images[i], warped, band, iterations, fg_model, sure_bg(i) if sure_bg else None)
+            m = refine_mask(images[i], warped, band, iterations, fg_model, sure_bg(i, warped) if sure_bg else None)
             masks[i] = fill_holes(m) if fill else m
         else:
             masks[i] = warped
@@ -143,14 +143,21 @@ class FlowCache:
         return self._flows[a, b]
 
 
-def homography_residual(flow: np.ndarray, grid: np.ndarray, step: int, thresh: float = 1.0) -> tuple[np.ndarray, int]:
-    """Residual (H, W) between ``flow`` and the homography fitted to it (RANSAC on a grid every
-    ``step`` px: the background's motion); NaN where the homography leaves the image. Also the
-    number of RANSAC inliers."""
-    h, w = flow.shape[:2]
+def background_homography(flow: np.ndarray, grid: np.ndarray, step: int,
+                          thresh: float = 1.0) -> tuple[np.ndarray | None, int]:
+    """The homography x -> x + flow(x) that most of ``flow`` follows (RANSAC on a grid every ``step``
+    px: the background's motion), or None; and its number of RANSAC inliers."""
     src = grid[::step, ::step].reshape(-1, 2)
     dst = src + flow[::step, ::step].reshape(-1, 2)
     H, inl = cv2.findHomography(src, dst, cv2.RANSAC, thresh, maxIters=2000, confidence=0.995)
+    return (None, 0) if H is None else (H, int(inl.sum()))
+
+
+def homography_residual(flow: np.ndarray, grid: np.ndarray, step: int, thresh: float = 1.0) -> tuple[np.ndarray, int]:
+    """Residual (H, W) between ``flow`` and its background homography (``background_homography``);
+    NaN where the homography leaves the image. Also the number of RANSAC inliers."""
+    h, w = flow.shape[:2]
+    H, inliers = background_homography(flow, grid, step, thresh)
     if H is None:
         return np.full((h, w), np.nan, np.float32), 0
     pts = grid.reshape(-1, 2).astype(np.float64)
@@ -159,7 +166,64 @@ def homography_residual(flow: np.ndarray, grid: np.ndarray, step: int, thresh: f
     m = 2.0
     outside = (hx[..., 0] < m) | (hx[..., 0] > w - 1 - m) | (hx[..., 1] < m) | (hx[..., 1] > h - 1 - m)
     r[outside] = np.nan
-    return r, int(inl.sum())
+    return r, inliers
+
+
+def compensated_difference(images: list[np.ndarray], flows: FlowCache, a: int, others: list[int], grid: np.ndarray,
+                           step: int, region: np.ndarray | None = None, blur: int = 5) -> np.ndarray:
+    """(H, W) float32: how unlike frame ``a`` each other frame looks once a motion is taken out, pixel-
+    exact where flow is smeared. The motion is the homography that the flow a -> other follows over
+    ``region`` (bool (H, W); None: the whole frame, i.e. the background's), fitted on a grid every
+    ``step`` px; each other frame is warped onto frame ``a`` by it and the colour difference taken
+    (largest over channels, 0..255, box-averaged over ``blur`` px); the minimum over ``others`` (inf
+    where none overlaps)."""
+    h, w = images[a].shape[:2]
+    img = images[a].astype(np.float32)
+    best = np.full((h, w), np.inf, np.float32)
+    for b in others:
+        flow = flows(a, b)
+        if region is None:
+            H, _ = background_homography(flow, grid, step)
+        else:
+            src = grid[region]
+            H = cv2.findHomography(src, src + flow[region], cv2.RANSAC, 1.0)[0] if len(src) >= 8 else None
+        if H is None:
+            continue
+        warped = cv2.warpPerspective(images[b].astype(np.float32), H, (w, h),
+                                     flags=cv2.WARP_INVERSE_MAP | cv2.INTER_LINEAR, borderValue=(np.nan,) * 3)
+        d = np.minimum(np.nan_to_num(np.abs(img - warped).max(-1), nan=255.0), 255.0)
+        best = np.minimum(best, cv2.blur(d, (blur, blur)) if blur > 1 else d)
+    return best
+
+
+def looks_like_background(images: list[np.ndarray], flows: FlowCache, a: int, mask: np.ndarray, grid: np.ndarray,
+                          step: int, level: float = 5.0) -> np.ndarray:
+    """Frame ``a``'s pixels (bool (H, W)) that the background's motion explains and the subject's does
+    not, pixel-exact (a gap between a subject's limbs, where flow is smeared). Background: frames 3, 6
+    and 10 away warped by the background homography reproduce the pixel (``compensated_difference``
+    under ``level`` grey levels, or 3 times the frame's median difference, at most 3 ``level``). Subject:
+    the neighbouring frames warped by the homography the flow follows inside ``mask`` (the subject,
+    roughly; eroded) do not: their difference is at least twice the background's. A subject that looks
+    like the background it covers (camouflage) is explained by both and stays undecided."""
+    n = len(images)
+    inner = cv2.erode(mask.astype(np.uint8), ellipse(2)) > 0
+    if n < 2 or inner.sum() < 8:
+        return np.zeros(mask.shape, bool)
+    d_bg = compensated_difference(images, flows, a, far_neighbours(a, n), grid, step)
+    finite = np.isfinite(d_bg)
+    if not finite.any():
+        return np.zeros(mask.shape, bool)
+    level = min(max(level, 3.0 * float(np.median(d_bg[finite]))), 3.0 * level)
+    near = [b for b in (a - 2, a - 1, a + 1, a + 2) if 0 <= b < n]
+    d_subj = compensated_difference(images, flows, a, near, grid, step, region=inner)
+    return (d_bg < level) & (d_subj > 2.0 * np.maximum(d_bg, 0.5 * level))
+
+
+def far_neighbours(a: int, n: int, gaps: tuple[int, ...] = (3, 6, 10)) -> list[int]:
+    """Frames ``gaps`` before and after position ``a`` (of ``n``), those that exist; the nearest frames
+    when none does."""
+    out = [b for g in gaps for b in (a - g, a + g) if 0 <= b < n]
+    return out or [b for b in (a - 1, a + 1) if 0 <= b < n]
 
 
 def motion_score(flows: FlowCache, a: int, neighbours: tuple[list[int], list[int]], grid: np.ndarray, step: int,

@@ -13,8 +13,8 @@ that the subject covers in the next frame has garbage flow forward but clean
 flow backward, and vice versa). Score > 1, opened and closed, largest blob =
 the motion seed (dropped when far smaller than the median seed). Each seed is
 refined by GrabCut (sure subject = the eroded seed, sure background = outside the
-dilated seed and, while the seed moves, what clearly moves like the background;
-``mask_ops``) and its holes are filled. Seeds that agree with the next seed
+dilated seed and, while the seed moves, what clearly moves like the background or
+looks like it once the background's motion is taken out and unlike the subject; ``mask_ops``) and its holes are filled. Seeds that agree with the next seed
 carried over to it by flow form tracks; the longest track is the subject (a
 handheld camera's parallax can make a wall "move" for a while). From it outwards,
 frame by frame, each frame takes the previous mask carried by flow and refined
@@ -33,7 +33,8 @@ import numpy as np
 from ..core.errors import InputError
 from ..core.types import Capture
 from .mask_ops import (FlowCache, at_frame_size, ellipse, fill_holes, homography_residual, largest_parts,
-                       motion_score, moves_with_background, pixel_grid, refine_mask, warp_along_flow)
+                       looks_like_background, motion_score, moves_with_background, pixel_grid, refine_mask,
+                       warp_along_flow)
 
 
 def _order(cap: Capture) -> list[int]:
@@ -122,9 +123,12 @@ def motion_masks(cap: Capture, window: int = 2, k: float = 4.0, min_residual: fl
 
     def sure_bg(i: int, mask: np.ndarray) -> np.ndarray | None:
         """Frame i's pixels that clearly move with the background, when ``mask`` moves against it
-        (a subject that pauses moves with the background too: then nothing is sure)."""
+        (a subject that pauses moves with the background too: then nothing is sure), and what looks
+        like the background and not like the subject (``mask_ops.looks_like_background``)."""
         ev, bg = still[i]
-        return bg if mask.any() and (ev[mask] > 1.0).mean() >= 0.5 else None
+        if not mask.any() or (ev[mask] > 1.0).mean() < 0.5:
+            return None
+        return bg | looks_like_background(small, flows, i, mask, grid, step)
 
     refined = {i: fill_holes(refine_mask(small[i], seeds[i], band, iterations, sure_bg=sure_bg(i, seeds[i])))
                for i in seeded}

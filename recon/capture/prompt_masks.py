@@ -12,7 +12,10 @@ in the prompt frame and kept (only the background's is refitted per frame), and
 when the subject moves against the background, pixels that clearly move like the
 background (flow vs a homography, ``mask_ops.motion_score``) away from anything
 that does not are sure background -- in the prompt frame's box and along the
-chain -- so GrabCut does not leak into a look-alike background object. Work happens at most ``work_size``
+chain -- so GrabCut does not leak into a look-alike background object; so are the
+pixels that the background's homography reproduces from frames further away and the
+subject's own motion does not (``mask_ops.looks_like_background``: pixel-exact where
+flow is smeared, e.g. a gap between ears). Work happens at most ``work_size``
 pixels on the long side; masks come back at each frame's size.
 """
 from __future__ import annotations
@@ -25,8 +28,8 @@ import numpy as np
 
 from ..core.errors import InputError
 from ..core.types import Capture
-from .mask_ops import (FlowCache, at_frame_size, grabcut, largest_parts, motion_score, moves_with_background,
-                       pixel_grid, propagate)
+from .mask_ops import (FlowCache, at_frame_size, grabcut, largest_parts, looks_like_background, motion_score,
+                       moves_with_background, pixel_grid, propagate)
 
 
 def _check_prompt(cap: Capture, box, points, prompt_frame: int) -> None:
@@ -116,14 +119,17 @@ def prompt_masks(cap: Capture, box: Sequence[float], points: Sequence[Sequence[f
     if first is None:
         raise InputError(None, f"prompt box {tuple(box)} in frame {cap.frames[prompt_frame].name} "
                                "is too small to segment")
+    if used_motion:  # what looks like the background and unlike the subject found is not the subject
+        first = largest_parts(first)
+        first &= ~(looks_like_background(small, flows, prompt_frame, first, grid, step) & (gc != cv2.GC_FGD))
     masks: list[np.ndarray | None] = [None] * n
     masks[prompt_frame] = largest_parts(first)
     fg_model = models[1] if keep_colours and models else None
 
-    def moving_away(i: int) -> np.ndarray:  # what clearly moves with the background is not the subject
+    def moving_away(i: int, warped: np.ndarray) -> np.ndarray:  # what clearly moves with the background
         near = ([j for j in (i - 1, i - 2) if j >= 0], [j for j in (i + 1, i + 2) if j < n])
         sc, _ = motion_score(flows, i, near, grid, step, k=4.0, min_residual=0.6)
-        return moves_with_background(sc, far=far)
+        return moves_with_background(sc, far=far) | looks_like_background(small, flows, i, warped, grid, step)
 
     sure_bg = moving_away if used_motion else None
     for chain in (range(prompt_frame, n), range(prompt_frame, -1, -1)):

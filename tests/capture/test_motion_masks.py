@@ -23,7 +23,8 @@ def frames(n: int) -> list[FrameInfo]:
 
 
 @pytest.mark.parametrize("mesh, background, bound", [("avocado/avocado.gltf", "chelsea", 0.95),
-                                                     ("bunny/bunny.ply", "coffee", 0.86)])
+                                                     ("bunny/bunny.ply", "coffee", 0.86),
+                                                     ("bunny/bunny.ply", "astronaut", 0.88)])
 def test_composite_iou(mesh, background, bound):
     path = MESHES / mesh
     if not path.is_file():
