@@ -303,7 +303,8 @@ std::vector<Tensor> rasterize_fwd(Tensor verts, Tensor faces, int64_t height, in
     verts = verts.contiguous();
     faces = faces.contiguous();
     if (faces.numel() > 0) {
-        TORCH_CHECK(faces.min().item<int64_t>() >= 0 && faces.max().item<int64_t>() < verts.size(0),
+        const auto [lo, hi] = at::aminmax(faces);  // one pass over the indices
+        TORCH_CHECK(lo.item<int64_t>() >= 0 && hi.item<int64_t>() < verts.size(0),
                     "faces index outside the ", verts.size(0), " vertices");
     }
     const int H = int(height), W = int(width);
@@ -357,8 +358,8 @@ Tensor rasterize_bwd(Tensor verts, Tensor faces, Tensor face_id, std::optional<T
                                   H, W, gb, gd, grad_verts.data_ptr<float>(), stream_of(verts));
 #endif
     } else {
-        recon::rasterize_bwd_cpu(verts.data_ptr<float>(), faces.data_ptr<int64_t>(), face_id.data_ptr<int64_t>(),
-                                 H, W, gb, gd, grad_verts.data_ptr<float>(), n_threads());
+        recon::rasterize_bwd_cpu(verts.data_ptr<float>(), verts.size(0), faces.data_ptr<int64_t>(),
+                                 face_id.data_ptr<int64_t>(), H, W, gb, gd, grad_verts.data_ptr<float>(), n_threads());
     }
     return grad_verts;
 }

@@ -85,11 +85,9 @@ RECON_HD bool raster_box(const float x[3], const float y[3], int H, int W, int32
     return (hx >= 0.f) & (hy >= 0.f) & (lx <= float(W - 1)) & (ly <= float(H - 1)) & (lx <= hx) & (ly <= hy);
 }
 
-// Sets up face f; false when it draws nothing (zero area, a corner at z <= 0, not finite, off-screen).
+// The edges of a face with corners (x, y, z) into rf (not its box); false when its area is 0.
 // Branch-free (the flag is computed, rf is filled either way).
-RECON_HD bool raster_face(const float* verts, const int64_t* faces, int64_t f, int H, int W, RasterFace& rf) {
-    float x[3], y[3], z[3];
-    bool ok = raster_corners(verts, faces, f, x, y, z);
+RECON_HD bool raster_edges_setup(const float x[3], const float y[3], const float z[3], RasterFace& rf) {
     float sgn[3];
     for (int k = 0; k < 3; ++k) {
         const int p = (k + 1) % 3, q = (k + 2) % 3;
@@ -106,13 +104,20 @@ RECON_HD bool raster_face(const float* verts, const int64_t* faces, int64_t f, i
         rf.iz[k] = 1.f / z[k];
     }
     const float area = sgn[0] * (rf.dx[0] * (y[0] - rf.ay[0]) - rf.dy[0] * (x[0] - rf.ax[0]));
-    ok &= area != 0.f;
     const float flip = select_bits(area < 0.f, -1.f, 1.f);
     for (int k = 0; k < 3; ++k) {
         const float s = flip * sgn[k];
         rf.dx[k] *= s;
         rf.dy[k] *= s;
     }
+    return area != 0.f;
+}
+
+// Sets up face f; false when it draws nothing (zero area, a corner at z <= 0, not finite, off-screen).
+RECON_HD bool raster_face(const float* verts, const int64_t* faces, int64_t f, int H, int W, RasterFace& rf) {
+    float x[3], y[3], z[3];
+    bool ok = raster_corners(verts, faces, f, x, y, z);
+    ok &= raster_edges_setup(x, y, z, rf);
     int32_t box[4];
     ok &= raster_box(x, y, H, W, box);
     rf.x0 = box[0];
@@ -171,8 +176,10 @@ RECON_HD void raster_resolve(const float* verts, const int64_t* faces, int H, in
         return;
     }
     const int64_t f = int64_t(key & 0xFFFFFFFFull);
-    RasterFace t;
-    raster_face(verts, faces, f, H, W, t);
+    RasterFace t;  // its edges only: the face drew this pixel, so it is valid
+    float x[3], y[3], z[3];
+    raster_corners(verts, faces, f, x, y, z);
+    raster_edges_setup(x, y, z, t);
     float e[3];
     raster_edges(t, int(p / W), int(p % W), e);
     face_id[p] = f;
@@ -180,33 +187,33 @@ RECON_HD void raster_resolve(const float* verts, const int64_t* faces, int H, in
 }
 
 // Gradient of one pixel's bary and depth wrt its face's 3 corners: out[3 * k + {0,1,2}] = dL/d(u, v, z)
-// of corner k. Computed in double from the float inputs (the gradient is not bitwise the twin's).
+// of corner k, in float32 like the twin (not bitwise its: the formula differs).
 RECON_HD void raster_pixel_grad(const float* verts, const int64_t* face, int row, int col, const float* gb,
                                 float gd, float out[9]) {
-    double x[3], y[3], z[3];
+    float x[3], y[3], z[3];
     for (int k = 0; k < 3; ++k) {
         const float* v = verts + 3 * face[k];
         x[k] = v[0];
         y[k] = v[1];
         z[k] = v[2];
     }
-    const double X = double(col) + 0.5, Y = double(row) + 0.5;
-    double e[3], iz[3], w[3];
+    const float X = float(col) + 0.5f, Y = float(row) + 0.5f;
+    float e[3], iz[3], w[3];
     for (int k = 0; k < 3; ++k) {
         const int p = (k + 1) % 3, q = (k + 2) % 3;
         e[k] = (x[q] - x[p]) * (Y - y[p]) - (y[q] - y[p]) * (X - x[p]);
-        iz[k] = 1.0 / z[k];
+        iz[k] = 1.f / z[k];
         w[k] = e[k] * iz[k];
     }
-    const double inv_s = 1.0 / (w[0] + w[1] + w[2]);  // four divisions in all
-    const double depth = (e[0] + e[1] + e[2]) * inv_s;
-    double gbb = 0.0;
-    for (int k = 0; k < 3; ++k) gbb += double(gb[k]) * w[k];
+    const float inv_s = 1.f / (w[0] + w[1] + w[2]);  // four divisions in all
+    const float depth = (e[0] + e[1] + e[2]) * inv_s;
+    float gbb = 0.0;
+    for (int k = 0; k < 3; ++k) gbb += gb[k] * w[k];
     gbb *= inv_s;
-    double g[9] = {0, 0, 0, 0, 0, 0, 0, 0, 0};
+    float g[9] = {0, 0, 0, 0, 0, 0, 0, 0, 0};
     for (int k = 0; k < 3; ++k) {
-        const double gw = (double(gb[k]) - gbb - double(gd) * depth) * inv_s;
-        const double ge = gw * iz[k] + double(gd) * inv_s;
+        const float gw = (gb[k] - gbb - gd * depth) * inv_s;
+        const float ge = gw * iz[k] + gd * inv_s;
         g[3 * k + 2] += -gw * w[k] * iz[k];
         const int p = (k + 1) % 3, q = (k + 2) % 3;
         g[3 * p + 0] += ge * (y[q] - Y);
@@ -214,14 +221,14 @@ RECON_HD void raster_pixel_grad(const float* verts, const int64_t* face, int row
         g[3 * q + 0] += ge * (Y - y[p]);
         g[3 * q + 1] += ge * (x[p] - X);
     }
-    for (int k = 0; k < 9; ++k) out[k] = float(g[k]);
+    for (int k = 0; k < 9; ++k) out[k] = g[k];
 }
 
 void rasterize_fwd_cpu(const float* verts, const int64_t* faces, int64_t n_faces, int H, int W, int64_t* face_id,
                        float* bary, float* depth, int n_threads);
-// grad_bary / grad_depth may be null (zero); grad_verts (V, 3) must be zeroed by the caller.
-void rasterize_bwd_cpu(const float* verts, const int64_t* faces, const int64_t* face_id, int H, int W,
-                       const float* grad_bary, const float* grad_depth, float* grad_verts, int n_threads);
+// grad_bary / grad_depth may be null (zero); grad_verts (n_verts, 3) must be zeroed by the caller.
+void rasterize_bwd_cpu(const float* verts, int64_t n_verts, const int64_t* faces, const int64_t* face_id, int H,
+                       int W, const float* grad_bary, const float* grad_depth, float* grad_verts, int n_threads);
 
 void rasterize_fwd_cuda(const float* verts, const int64_t* faces, int64_t n_faces, int H, int W,
                         uint64_t* keys, int64_t* face_id, float* bary, float* depth, void* stream);

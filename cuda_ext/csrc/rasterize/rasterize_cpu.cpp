@@ -1,10 +1,17 @@
-// Rasterization on CPU. Forward: the faces are binned into bands of rows by their rows of
+// Rasterization on CPU. Forward, for views whose z-buffer is small enough to hold one per thread
+// (kPrivateBytes in all): each thread sets up and draws runs of faces dealt round into its own
+// z-buffer; then every pixel takes the smallest (depth, face) of the buffers (the same winner whatever
+// the split) and resolves it. Bigger views: the faces are binned into bands of rows by their rows of
 // pixel centres; each band (one OpenMP task, its rows owned by it alone) sets its faces up and runs
-// them through its part of the z-buffer; then every pixel resolves its winner. Nothing per face is
-// stored beyond the bins: setting a face up again (in registers) costs less than writing and reading
-// back tens of bytes per face. Backward: each covered pixel's 9 corner gradients in parallel, then
-// one ordered pass adds them into the vertices (deterministic).
+// them through its part of the z-buffer. Nothing per face is stored beyond the bins: setting a face up
+// again (in registers) costs less than writing and reading back tens of bytes per face. Backward:
+// the pixels are cut into kGradChunks fixed runs; each run adds its covered pixels' 9 corner gradients
+// into its own vertex-gradient buffer in pixel order (runs in parallel), then the buffers are summed in
+// run order: the same bits on any thread count.
+#include <algorithm>
 #include <vector>
+
+#include <omp.h>
 
 #if defined(__SSE2__)
 #include <emmintrin.h>
@@ -36,13 +43,15 @@ struct Workspace {
     std::vector<int32_t> rows;  // (F, 2) first and last band of each face, -1 when it draws nothing
     std::vector<int64_t> start;
     std::vector<int32_t> list;
-    std::vector<uint64_t> keys;
+    std::vector<int32_t> zbuf;  // z-buffers: depth bits and face ids, rows of stride W + kPad
+    std::vector<int32_t> ids;
     std::vector<float> grads;
 
     void trim_all() {
         trim(rows);
         trim(list);
-        trim(keys);
+        trim(zbuf);
+        trim(ids);
         trim(grads);
     }
 };
@@ -52,57 +61,127 @@ Workspace& workspace() {
     return ws;
 }
 
-// Offer face f's pixel centres in one row of its box to the z-buffer row krow. With SSE2 (every x86-64)
-// four columns at a time: the same float operations in the same order as raster_edges / raster_depth
-// (IEEE lanes, no FMA), so the same bits; then the covered lanes compete for their pixels.
-inline void depth_row(const RasterFace& t, int64_t f, int row, uint64_t* krow) {
-    int col = t.x0;
+// The z-buffer keeps, per pixel, the depth's float32 bits (depth > 0: they order like the floats, also as
+// int32) and the face id; kEmptyDepth above any depth. Its rows are padded by kPad so that four columns
+// from any column of a row stay inside that row. A face replaces the pixel's winner when its depth is
+// strictly smaller: a thread offers its faces in increasing order, so at equal depths the smaller face id
+// stays, which is the smallest (depth, face) key of rasterize.h.
+constexpr int32_t kEmptyDepth = 0x7fffffff;
+constexpr int kPad = 4;
+
+// Offers face f's pixel centres in rows [r0, r1] of its box to the z-buffer (zb / id: the whole view's,
+// row stride W + kPad). With SSE2 (every x86-64) four columns at a time: the same float operations in
+// the same order as raster_edges / raster_depth (IEEE lanes, no FMA), so the same bits; the depth (a
+// division) only for the groups with a centre inside; the winners are blended in without branches.
+inline void draw_face(const float* verts, const int64_t* faces, int64_t f, int H, int W, int r0, int r1,
+                      int32_t* zb, int32_t* id) {
+    RasterFace t;
+    if (!raster_face(verts, faces, f, H, W, t)) return;  // zero area, behind, not finite or off-screen
+    const int ya = t.y0 > r0 ? t.y0 : r0, yb = t.y1 < r1 ? t.y1 : r1;
+    const size_t stride = size_t(W) + kPad;
 #if defined(__SSE2__)
-    const float py = float(row) + 0.5f;
-    __m128 c[3], dy[3], ax[3], iz[3];
+    __m128 dy[3], ax[3], iz[3];
     for (int k = 0; k < 3; ++k) {
-        c[k] = _mm_set1_ps(t.dx[k] * (py - t.ay[k]));
         dy[k] = _mm_set1_ps(t.dy[k]);
         ax[k] = _mm_set1_ps(t.ax[k]);
         iz[k] = _mm_set1_ps(t.iz[k]);
     }
     const __m128 zero = _mm_setzero_ps(), half = _mm_set1_ps(0.5f);
-    for (; col <= t.x1; col += 4) {
-        const __m128 px = _mm_add_ps(_mm_cvtepi32_ps(_mm_setr_epi32(col, col + 1, col + 2, col + 3)), half);
-        __m128 e[3], inside = _mm_castsi128_ps(_mm_set1_epi32(-1));
-        for (int k = 0; k < 3; ++k) {
-            e[k] = _mm_sub_ps(c[k], _mm_mul_ps(dy[k], _mm_sub_ps(px, ax[k])));
-            inside = _mm_and_ps(inside, _mm_cmpge_ps(e[k], zero));
+    const __m128i face = _mm_set1_epi32(int32_t(f)), lane = _mm_setr_epi32(0, 1, 2, 3);
+    for (int row = ya; row <= yb; ++row) {
+        int32_t* zrow = zb + row * stride;
+        int32_t* irow = id + row * stride;
+        const float py = float(row) + 0.5f;
+        __m128 c[3];
+        for (int k = 0; k < 3; ++k) c[k] = _mm_set1_ps(t.dx[k] * (py - t.ay[k]));
+        for (int col = t.x0; col <= t.x1; col += 4) {
+            const __m128 px = _mm_add_ps(_mm_cvtepi32_ps(_mm_add_epi32(_mm_set1_epi32(col), lane)), half);
+            __m128 e[3];
+            __m128 inside = _mm_castsi128_ps(_mm_cmplt_epi32(lane, _mm_set1_epi32(t.x1 - col + 1)));  // in the box
+            for (int k = 0; k < 3; ++k) {
+                e[k] = _mm_sub_ps(c[k], _mm_mul_ps(dy[k], _mm_sub_ps(px, ax[k])));
+                inside = _mm_and_ps(inside, _mm_cmpge_ps(e[k], zero));
+            }
+            if (!_mm_movemask_ps(inside)) continue;
+            const __m128 ws = _mm_add_ps(_mm_add_ps(_mm_mul_ps(e[0], iz[0]), _mm_mul_ps(e[1], iz[1])), _mm_mul_ps(e[2], iz[2]));
+            const __m128 z = _mm_div_ps(_mm_add_ps(_mm_add_ps(e[0], e[1]), e[2]), ws);
+            const __m128i zi = _mm_castps_si128(z), old = _mm_loadu_si128(reinterpret_cast<__m128i*>(zrow + col));
+            // z > 0 (rounding at slivers; NaN fails) and nearer than the pixel's winner
+            const __m128i win = _mm_and_si128(_mm_castps_si128(_mm_and_ps(inside, _mm_cmpgt_ps(z, zero))),
+                                              _mm_cmplt_epi32(zi, old));
+            const __m128i old_id = _mm_loadu_si128(reinterpret_cast<__m128i*>(irow + col));
+            _mm_storeu_si128(reinterpret_cast<__m128i*>(zrow + col),
+                             _mm_or_si128(_mm_and_si128(win, zi), _mm_andnot_si128(win, old)));
+            _mm_storeu_si128(reinterpret_cast<__m128i*>(irow + col),
+                             _mm_or_si128(_mm_and_si128(win, face), _mm_andnot_si128(win, old_id)));
         }
-        const __m128 ws = _mm_add_ps(_mm_add_ps(_mm_mul_ps(e[0], iz[0]), _mm_mul_ps(e[1], iz[1])), _mm_mul_ps(e[2], iz[2]));
-        const __m128 z = _mm_div_ps(_mm_add_ps(_mm_add_ps(e[0], e[1]), e[2]), ws);
-        int hits = _mm_movemask_ps(_mm_and_ps(inside, _mm_cmpgt_ps(z, zero)));  // z > 0: rounding at slivers
-        hits &= (1 << (t.x1 - col + 1 < 4 ? t.x1 - col + 1 : 4)) - 1;  // lanes past the box
-        if (!hits) continue;
-        alignas(16) float zs[4];
-        _mm_store_ps(zs, z);
-        for (int lane = 0; lane < 4; ++lane) {
-            if (!(hits >> lane & 1)) continue;
-            const uint64_t key = raster_key(zs[lane], f);
-            if (key < krow[col + lane]) krow[col + lane] = key;
+    }
+#else
+    for (int row = ya; row <= yb; ++row) {  // the portable path (without SSE2)
+        int32_t* zrow = zb + row * stride;
+        int32_t* irow = id + row * stride;
+        for (int col = t.x0; col <= t.x1; ++col) {
+            float e[3];
+            const bool inside = raster_edges(t, row, col, e);
+            const float z = raster_depth(t, e);
+            int32_t zi;
+            memcpy(&zi, &z, 4);
+            if (inside & (z > 0.f) & (zi < zrow[col])) {
+                zrow[col] = zi;
+                irow[col] = int32_t(f);
+            }
         }
     }
 #endif
-    for (; col <= t.x1; ++col) {  // the portable path (without SSE2)
-        float e[3];
-        const bool inside = raster_edges(t, row, col, e);
-        const float z = raster_depth(t, e);
-        const uint64_t key = raster_key(z, f);
-        const bool win = inside & (z > 0.f) & (key < krow[col]);
-        krow[col] = win ? key : krow[col];
-    }
+}
+
+// Pixel p's z-buffer entry as a rasterize.h key (kRasterEmpty when nothing covers it).
+inline uint64_t entry_key(int32_t z, int32_t f) {
+    return z == kEmptyDepth ? kRasterEmpty : (uint64_t(uint32_t(z)) << 32) | uint64_t(uint32_t(f));
 }
 
 }  // namespace
 
+// Private z-buffers for views up to this many bytes of keys over all threads; bands beyond.
+constexpr size_t kPrivateBytes = size_t(16) << 20;
+// Fixed runs of pixels whose vertex gradients the backward pass sums separately (in parallel).
+constexpr int kGradChunks = 4;
+
 void rasterize_fwd_cpu(const float* verts, const int64_t* faces, int64_t n_faces, int H, int W, int64_t* face_id,
                        float* bary, float* depth, int n_threads) {
     Workspace& ws = workspace();
+    n_threads = n_threads > 0 ? n_threads : 1;
+    const int64_t n_pix = int64_t(H) * W;
+    const size_t stride = size_t(W) + kPad, n_buf = size_t(H) * stride;
+    if (n_buf * n_threads * 2 * sizeof(int32_t) <= kPrivateBytes) {  // a z-buffer per thread
+        ws.zbuf.resize(n_buf * n_threads);
+        ws.ids.resize(n_buf * n_threads);
+        int used = 1;
+#pragma omp parallel num_threads(n_threads)
+        {
+            const int k = omp_get_thread_num(), n = omp_get_num_threads();
+#pragma omp single
+            used = n;
+            int32_t* zb = ws.zbuf.data() + k * n_buf;
+            std::fill(zb, zb + n_buf, kEmptyDepth);
+            // runs of faces dealt round (a mesh's faces are not spread evenly over the view); each thread
+            // offers its faces in increasing order
+#pragma omp for schedule(static, 256) nowait
+            for (int64_t f = 0; f < n_faces; ++f) draw_face(verts, faces, f, H, W, 0, H - 1, zb, ws.ids.data() + k * n_buf);
+        }
+#pragma omp parallel for num_threads(n_threads) schedule(static)
+        for (int64_t p = 0; p < n_pix; ++p) {
+            const size_t q = size_t(p / W) * stride + size_t(p % W);
+            int32_t z = ws.zbuf[q], f = ws.ids[q];
+            for (int k = 1; k < used; ++k) {  // the smallest (depth, face)
+                const int32_t zk = ws.zbuf[k * n_buf + q], fk = ws.ids[k * n_buf + q];
+                if (zk < z || (zk == z && zk != kEmptyDepth && fk < f)) z = zk, f = fk;
+            }
+            raster_resolve(verts, faces, H, W, entry_key(z, f), p, face_id, bary, depth);
+        }
+        ws.trim_all();
+        return;
+    }
     const int band = band_rows(H, n_threads);
     ws.rows.resize(size_t(n_faces) * 2);
     int32_t* rows = ws.rows.data();
@@ -130,50 +209,53 @@ void rasterize_fwd_cpu(const float* verts, const int64_t* faces, int64_t n_faces
             for (int b = rows[2 * f]; b <= rows[2 * f + 1]; ++b) list[fill[b]++] = int32_t(f);
     }
 
-    std::vector<uint64_t>& keys = ws.keys;
-    keys.assign(size_t(H) * W, kRasterEmpty);
+    ws.zbuf.assign(n_buf, kEmptyDepth);
+    ws.ids.resize(n_buf);
 #pragma omp parallel for num_threads(n_threads) schedule(dynamic, 1)
-    for (int b = 0; b < n_bands; ++b) {
+    for (int b = 0; b < n_bands; ++b) {  // a band owns its rows (padding included)
         const int r0 = b * band, r1 = r0 + band - 1 < H - 1 ? r0 + band - 1 : H - 1;
-        for (int64_t i = start[b]; i < start[b + 1]; ++i) {
-            const int64_t f = list[i];
-            RasterFace t;
-            if (!raster_face(verts, faces, f, H, W, t)) continue;  // zero area
-            const int ya = t.y0 > r0 ? t.y0 : r0, yb = t.y1 < r1 ? t.y1 : r1;
-            for (int row = ya; row <= yb; ++row) depth_row(t, f, row, keys.data() + size_t(row) * W);
-        }
+        for (int64_t i = start[b]; i < start[b + 1]; ++i)
+            draw_face(verts, faces, list[i], H, W, r0, r1, ws.zbuf.data(), ws.ids.data());
     }
 
-    const int64_t n_pix = int64_t(H) * W;
 #pragma omp parallel for num_threads(n_threads) schedule(static)
-    for (int64_t p = 0; p < n_pix; ++p) raster_resolve(verts, faces, H, W, keys[p], p, face_id, bary, depth);
+    for (int64_t p = 0; p < n_pix; ++p) {
+        const size_t q = size_t(p / W) * stride + size_t(p % W);
+        raster_resolve(verts, faces, H, W, entry_key(ws.zbuf[q], ws.ids[q]), p, face_id, bary, depth);
+    }
     ws.trim_all();
 }
 
-void rasterize_bwd_cpu(const float* verts, const int64_t* faces, const int64_t* face_id, int H, int W,
-                       const float* grad_bary, const float* grad_depth, float* grad_verts, int n_threads) {
-    const int64_t n_pix = int64_t(H) * W;
+void rasterize_bwd_cpu(const float* verts, int64_t n_verts, const int64_t* faces, const int64_t* face_id, int H,
+                       int W, const float* grad_bary, const float* grad_depth, float* grad_verts, int n_threads) {
+    const int64_t n_pix = int64_t(H) * W, n_vals = n_verts * 3;
+    // kGradChunks fixed runs of pixels (not one per thread: the sums must not depend on the thread count),
+    // each into its own buffer; one run when the buffers would be big
+    const int n_chunks = size_t(n_vals) * sizeof(float) * kGradChunks <= kPrivateBytes ? kGradChunks : 1;
     std::vector<float>& buf = workspace().grads;
-    if (buf.size() < size_t(n_pix) * 9) buf.resize(size_t(n_pix) * 9);  // written for covered pixels only
-    float* g = buf.data();
-#pragma omp parallel for num_threads(n_threads) schedule(static)
-    for (int64_t p = 0; p < n_pix; ++p) {
-        const int64_t f = face_id[p];
-        if (f < 0) continue;
+    buf.assign(size_t(n_vals) * (n_chunks - 1), 0.f);
+#pragma omp parallel for num_threads(n_threads) schedule(static, 1)
+    for (int c = 0; c < n_chunks; ++c) {
+        float* mine = c == 0 ? grad_verts : buf.data() + size_t(c - 1) * n_vals;  // run 0: the output itself
         const float zero[3] = {0.f, 0.f, 0.f};
-        raster_pixel_grad(verts, faces + 3 * f, int(p / W), int(p % W), grad_bary ? grad_bary + 3 * p : zero,
-                          grad_depth ? grad_depth[p] : 0.f, g + 9 * p);
-    }
-    for (int64_t p = 0; p < n_pix; ++p) {
-        const int64_t f = face_id[p];
-        if (f < 0) continue;
-        const float* gp = g + 9 * p;
-        for (int k = 0; k < 3; ++k) {
-            float* gv = grad_verts + 3 * faces[3 * f + k];
-            gv[0] += gp[3 * k];
-            gv[1] += gp[3 * k + 1];
-            gv[2] += gp[3 * k + 2];
+        for (int64_t p = n_pix * c / n_chunks, p1 = n_pix * (c + 1) / n_chunks; p < p1; ++p) {
+            const int64_t f = face_id[p];
+            if (f < 0) continue;
+            float g[9];
+            raster_pixel_grad(verts, faces + 3 * f, int(p / W), int(p % W), grad_bary ? grad_bary + 3 * p : zero,
+                              grad_depth ? grad_depth[p] : 0.f, g);
+            for (int k = 0; k < 3; ++k) {
+                float* gv = mine + 3 * faces[3 * f + k];
+                gv[0] += g[3 * k];
+                gv[1] += g[3 * k + 1];
+                gv[2] += g[3 * k + 2];
+            }
         }
+    }
+    if (n_chunks > 1) {
+#pragma omp parallel for num_threads(n_threads) schedule(static)
+        for (int64_t i = 0; i < n_vals; ++i)
+            for (int c = 1; c < n_chunks; ++c) grad_verts[i] += buf[size_t(c - 1) * n_vals + i];
     }
     workspace().trim_all();
 }
