@@ -29,24 +29,24 @@ CLOCK = time.perf_counter  # --clock cpu: time.process_time (CPU time of all thr
 
 
 def _time_each(fns, repeats: int, device: torch.device) -> list[dict]:
-    """Median and min milliseconds of each fn, run back to back after two warm-up calls."""
+    """Median and min milliseconds of each fn after two warm-up calls, the fns taking turns (one call each
+    per round), so that a change in the machine's speed during the run weighs on all of them alike."""
     def sync():
         if device.type == "cuda":
             torch.cuda.synchronize()
 
-    out = []
     for fn in fns:
         fn()
         fn()
-        sync()
-        ts = []
-        for _ in range(repeats):
+    sync()
+    ts: list[list[float]] = [[] for _ in fns]
+    for _ in range(repeats):
+        for fn, t_fn in zip(fns, ts):
             t = CLOCK()
             fn()
             sync()
-            ts.append((CLOCK() - t) * 1e3)
-        out.append({"median": statistics.median(ts), "min": min(ts)})
-    return out
+            t_fn.append((CLOCK() - t) * 1e3)
+    return [{"median": statistics.median(t), "min": min(t)} for t in ts]
 
 
 def _close(a, b, rtol: float, atol: float) -> bool:

@@ -34,7 +34,7 @@ __global__ void resolve_kernel(const float* __restrict__ verts, const int64_t* _
                                const unsigned long long* __restrict__ keys, int64_t* __restrict__ face_id,
                                float* __restrict__ bary, float* __restrict__ depth) {
     const int64_t p = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
-    if (p < int64_t(H) * W) raster_resolve(verts, faces, H, W, keys[p], p, face_id, bary, depth);
+    if (p < int64_t(H) * W) raster_resolve(verts, faces, keys[p], int(p / W), int(p % W), p, face_id, bary, depth);
 }
 
 __global__ void bwd_kernel(const float* __restrict__ verts, const int64_t* __restrict__ faces,

@@ -165,8 +165,9 @@ RECON_HD uint64_t raster_key(float depth, int64_t f) {
 
 constexpr uint64_t kRasterEmpty = ~uint64_t(0);
 
-// Pixel p's outputs from its z-buffer key: the winning face's id, barycentrics and depth (or the background).
-RECON_HD void raster_resolve(const float* verts, const int64_t* faces, int H, int W, uint64_t key, int64_t p,
+// Pixel p's (at row, col) outputs from its z-buffer key: the winning face's id, barycentrics and depth (or
+// the background).
+RECON_HD void raster_resolve(const float* verts, const int64_t* faces, uint64_t key, int row, int col, int64_t p,
                              int64_t* face_id, float* bary, float* depth) {
     float* bp = bary + 3 * p;
     if (key == kRasterEmpty) {
@@ -181,7 +182,7 @@ RECON_HD void raster_resolve(const float* verts, const int64_t* faces, int H, in
     raster_corners(verts, faces, f, x, y, z);
     raster_edges_setup(x, y, z, t);
     float e[3];
-    raster_edges(t, int(p / W), int(p % W), e);
+    raster_edges(t, row, col, e);
     face_id[p] = f;
     depth[p] = raster_interpolate(t, e, bp);
 }

@@ -5,7 +5,7 @@
 // pixel centres; each band (one OpenMP task, its rows owned by it alone) sets its faces up and runs
 // them through its part of the z-buffer. Nothing per face is stored beyond the bins: setting a face up
 // again (in registers) costs less than writing and reading back tens of bytes per face. Backward:
-// the pixels are cut into kGradChunks fixed runs; each run adds its covered pixels' 9 corner gradients
+// the rows are cut into kGradChunks fixed runs; each run adds its covered pixels' 9 corner gradients
 // into its own vertex-gradient buffer in pixel order (runs in parallel), then the buffers are summed in
 // run order: the same bits on any thread count.
 #include <algorithm>
@@ -73,10 +73,7 @@ constexpr int kPad = 4;
 // row stride W + kPad). With SSE2 (every x86-64) four columns at a time: the same float operations in
 // the same order as raster_edges / raster_depth (IEEE lanes, no FMA), so the same bits; the depth (a
 // division) only for the groups with a centre inside; the winners are blended in without branches.
-inline void draw_face(const float* verts, const int64_t* faces, int64_t f, int H, int W, int r0, int r1,
-                      int32_t* zb, int32_t* id) {
-    RasterFace t;
-    if (!raster_face(verts, faces, f, H, W, t)) return;  // zero area, behind, not finite or off-screen
+inline void draw_rows(const RasterFace& t, int64_t f, int W, int r0, int r1, int32_t* zb, int32_t* id) {
     const int ya = t.y0 > r0 ? t.y0 : r0, yb = t.y1 < r1 ? t.y1 : r1;
     const size_t stride = size_t(W) + kPad;
 #if defined(__SSE2__)
@@ -135,6 +132,130 @@ inline void draw_face(const float* verts, const int64_t* faces, int64_t f, int H
 #endif
 }
 
+inline void draw_face(const float* verts, const int64_t* faces, int64_t f, int H, int W, int r0, int r1,
+                      int32_t* zb, int32_t* id) {
+    RasterFace t;
+    if (raster_face(verts, faces, f, H, W, t)) draw_rows(t, f, W, r0, r1, zb, id);  // else nothing to draw
+}
+
+#if defined(__SSE2__)
+// rasterize.h's raster_face for the four faces f0 .. f0 + 3 at once, lane by lane the same float
+// operations (so the same bits); returns the mask of the faces that draw something.
+inline __m128 sel(__m128 m, __m128 a, __m128 b) { return _mm_or_ps(_mm_and_ps(m, a), _mm_andnot_ps(m, b)); }
+inline __m128 floor4(__m128 x) {  // floor_small
+    const __m128 t = _mm_cvtepi32_ps(_mm_cvttps_epi32(x));
+    return sel(_mm_cmpgt_ps(t, x), _mm_sub_ps(t, _mm_set1_ps(1.f)), t);
+}
+inline __m128 neg4(__m128 x) { return _mm_xor_ps(x, _mm_set1_ps(-0.f)); }
+inline __m128 clamp4(__m128 x, float hi) {  // clamp_box
+    const __m128 h = _mm_set1_ps(hi), lo = _mm_set1_ps(-2.f);
+    return sel(_mm_cmpgt_ps(x, lo), sel(_mm_cmplt_ps(x, h), x, h), lo);
+}
+inline __m128 min4(__m128 a, __m128 b) { return sel(_mm_cmplt_ps(a, b), a, b); }  // a < b ? a : b
+inline __m128 max4(__m128 a, __m128 b) { return sel(_mm_cmpgt_ps(a, b), a, b); }
+
+int raster_face4(const float* verts, const int64_t* faces, int64_t f0, int H, int W, RasterFace rf[4]) {
+    alignas(16) float c[3][3][4];  // [x, y, z][corner][lane]
+    for (int l = 0; l < 4; ++l)
+        for (int k = 0; k < 3; ++k) {
+            const float* v = verts + 3 * faces[3 * (f0 + l) + k];
+            c[0][k][l] = v[0];
+            c[1][k][l] = v[1];
+            c[2][k][l] = v[2];
+        }
+    __m128 x[3], y[3], z[3];
+    const __m128 inf = _mm_set1_ps(INFINITY), zero = _mm_setzero_ps(), one = _mm_set1_ps(1.f);
+    const __m128 abs_mask = _mm_castsi128_ps(_mm_set1_epi32(0x7fffffff));
+    __m128 ok = _mm_castsi128_ps(_mm_set1_epi32(-1));
+    for (int k = 0; k < 3; ++k) {
+        x[k] = _mm_load_ps(c[0][k]);
+        y[k] = _mm_load_ps(c[1][k]);
+        z[k] = _mm_load_ps(c[2][k]);
+        ok = _mm_and_ps(ok, _mm_and_ps(_mm_and_ps(_mm_cmpgt_ps(z[k], zero), _mm_cmplt_ps(z[k], inf)),
+                                       _mm_and_ps(_mm_cmplt_ps(_mm_and_ps(x[k], abs_mask), inf),
+                                                  _mm_cmplt_ps(_mm_and_ps(y[k], abs_mask), inf))));
+    }
+    __m128 ax[3], ay[3], dx[3], dy[3], sgn[3], iz[3];
+    for (int k = 0; k < 3; ++k) {
+        const int p = (k + 1) % 3, q = (k + 2) % 3;
+        const __m128 swap = _mm_or_ps(_mm_cmpgt_ps(x[p], x[q]),
+                                      _mm_and_ps(_mm_cmpeq_ps(x[p], x[q]), _mm_cmpgt_ps(y[p], y[q])));
+        ax[k] = sel(swap, x[q], x[p]);
+        ay[k] = sel(swap, y[q], y[p]);
+        dx[k] = _mm_sub_ps(sel(swap, x[p], x[q]), ax[k]);
+        dy[k] = _mm_sub_ps(sel(swap, y[p], y[q]), ay[k]);
+        sgn[k] = sel(swap, _mm_set1_ps(-1.f), one);
+        iz[k] = _mm_div_ps(one, z[k]);
+    }
+    const __m128 area = _mm_mul_ps(sgn[0], _mm_sub_ps(_mm_mul_ps(dx[0], _mm_sub_ps(y[0], ay[0])),
+                                                      _mm_mul_ps(dy[0], _mm_sub_ps(x[0], ax[0]))));
+    ok = _mm_and_ps(ok, _mm_cmpneq_ps(area, zero));
+    const __m128 flip = sel(_mm_cmplt_ps(area, zero), _mm_set1_ps(-1.f), one);
+    for (int k = 0; k < 3; ++k) {
+        const __m128 s = _mm_mul_ps(flip, sgn[k]);
+        dx[k] = _mm_mul_ps(dx[k], s);
+        dy[k] = _mm_mul_ps(dy[k], s);
+    }
+    // the box (raster_box)
+    const float wx = float(W), hy_max = float(H), wm = float(W - 1), hm = float(H - 1);
+    const __m128 half = _mm_set1_ps(0.5f);
+    const __m128 lx = neg4(floor4(neg4(clamp4(_mm_sub_ps(min4(min4(x[0], x[1]), x[2]), half), wx))));
+    const __m128 hx = floor4(clamp4(_mm_sub_ps(max4(max4(x[0], x[1]), x[2]), half), wx));
+    const __m128 ly = neg4(floor4(neg4(clamp4(_mm_sub_ps(min4(min4(y[0], y[1]), y[2]), half), hy_max))));
+    const __m128 hy = floor4(clamp4(_mm_sub_ps(max4(max4(y[0], y[1]), y[2]), half), hy_max));
+    const __m128 w1 = _mm_set1_ps(wm), h1 = _mm_set1_ps(hm);
+    ok = _mm_and_ps(ok, _mm_and_ps(_mm_and_ps(_mm_cmpge_ps(hx, zero), _mm_cmpge_ps(hy, zero)),
+                                   _mm_and_ps(_mm_and_ps(_mm_cmple_ps(lx, w1), _mm_cmple_ps(ly, h1)),
+                                              _mm_and_ps(_mm_cmple_ps(lx, hx), _mm_cmple_ps(ly, hy)))));
+    const int mask = _mm_movemask_ps(ok);
+    if (!mask) return 0;
+    alignas(16) int32_t b[4][4];
+    _mm_store_si128(reinterpret_cast<__m128i*>(b[0]), _mm_cvttps_epi32(sel(_mm_cmpgt_ps(lx, zero), lx, zero)));
+    _mm_store_si128(reinterpret_cast<__m128i*>(b[1]), _mm_cvttps_epi32(sel(_mm_cmpgt_ps(ly, zero), ly, zero)));
+    _mm_store_si128(reinterpret_cast<__m128i*>(b[2]), _mm_cvttps_epi32(sel(_mm_cmplt_ps(hx, w1), hx, w1)));
+    _mm_store_si128(reinterpret_cast<__m128i*>(b[3]), _mm_cvttps_epi32(sel(_mm_cmplt_ps(hy, h1), hy, h1)));
+    alignas(16) float o[6][3][4];
+    for (int k = 0; k < 3; ++k) {
+        _mm_store_ps(o[0][k], ax[k]);
+        _mm_store_ps(o[1][k], ay[k]);
+        _mm_store_ps(o[2][k], dx[k]);
+        _mm_store_ps(o[3][k], dy[k]);
+        _mm_store_ps(o[4][k], iz[k]);
+    }
+    for (int l = 0; l < 4; ++l) {
+        if (!(mask >> l & 1)) continue;
+        RasterFace& t = rf[l];
+        for (int k = 0; k < 3; ++k) {
+            t.ax[k] = o[0][k][l];
+            t.ay[k] = o[1][k][l];
+            t.dx[k] = o[2][k][l];
+            t.dy[k] = o[3][k][l];
+            t.iz[k] = o[4][k][l];
+        }
+        t.x0 = b[0][l];
+        t.y0 = b[1][l];
+        t.x1 = b[2][l];
+        t.y1 = b[3][l];
+    }
+    return mask;
+}
+#endif
+
+// Draws faces [f0, f1) in order into the z-buffer rows [r0, r1].
+inline void draw_faces(const float* verts, const int64_t* faces, int64_t f0, int64_t f1, int H, int W, int r0,
+                       int r1, int32_t* zb, int32_t* id) {
+    int64_t f = f0;
+#if defined(__SSE2__)
+    for (; f + 4 <= f1; f += 4) {
+        RasterFace t[4];
+        const int mask = raster_face4(verts, faces, f, H, W, t);
+        for (int l = 0; l < 4; ++l)
+            if (mask >> l & 1) draw_rows(t[l], f + l, W, r0, r1, zb, id);
+    }
+#endif
+    for (; f < f1; ++f) draw_face(verts, faces, f, H, W, r0, r1, zb, id);
+}
+
 // Pixel p's z-buffer entry as a rasterize.h key (kRasterEmpty when nothing covers it).
 inline uint64_t entry_key(int32_t z, int32_t f) {
     return z == kEmptyDepth ? kRasterEmpty : (uint64_t(uint32_t(z)) << 32) | uint64_t(uint32_t(f));
@@ -146,6 +267,8 @@ inline uint64_t entry_key(int32_t z, int32_t f) {
 constexpr size_t kPrivateBytes = size_t(16) << 20;
 // Fixed runs of pixels whose vertex gradients the backward pass sums separately (in parallel).
 constexpr int kGradChunks = 4;
+// Faces per run dealt round to the threads (private z-buffers).
+constexpr int64_t kRun = 256;
 
 void rasterize_fwd_cpu(const float* verts, const int64_t* faces, int64_t n_faces, int H, int W, int64_t* face_id,
                        float* bary, float* depth, int n_threads) {
@@ -166,18 +289,23 @@ void rasterize_fwd_cpu(const float* verts, const int64_t* faces, int64_t n_faces
             std::fill(zb, zb + n_buf, kEmptyDepth);
             // runs of faces dealt round (a mesh's faces are not spread evenly over the view); each thread
             // offers its faces in increasing order
-#pragma omp for schedule(static, 256) nowait
-            for (int64_t f = 0; f < n_faces; ++f) draw_face(verts, faces, f, H, W, 0, H - 1, zb, ws.ids.data() + k * n_buf);
+            const int64_t n_runs = (n_faces + kRun - 1) / kRun;
+#pragma omp for schedule(static, 1) nowait
+            for (int64_t r = 0; r < n_runs; ++r)
+                draw_faces(verts, faces, r * kRun, std::min(n_faces, (r + 1) * kRun), H, W, 0, H - 1, zb,
+                           ws.ids.data() + k * n_buf);
         }
 #pragma omp parallel for num_threads(n_threads) schedule(static)
-        for (int64_t p = 0; p < n_pix; ++p) {
-            const size_t q = size_t(p / W) * stride + size_t(p % W);
-            int32_t z = ws.zbuf[q], f = ws.ids[q];
-            for (int k = 1; k < used; ++k) {  // the smallest (depth, face)
-                const int32_t zk = ws.zbuf[k * n_buf + q], fk = ws.ids[k * n_buf + q];
-                if (zk < z || (zk == z && zk != kEmptyDepth && fk < f)) z = zk, f = fk;
+        for (int row = 0; row < H; ++row) {
+            for (int col = 0; col < W; ++col) {
+                const size_t q = size_t(row) * stride + size_t(col);
+                int32_t z = ws.zbuf[q], f = ws.ids[q];
+                for (int k = 1; k < used; ++k) {  // the smallest (depth, face)
+                    const int32_t zk = ws.zbuf[k * n_buf + q], fk = ws.ids[k * n_buf + q];
+                    if (zk < z || (zk == z && zk != kEmptyDepth && fk < f)) z = zk, f = fk;
+                }
+                raster_resolve(verts, faces, entry_key(z, f), row, col, int64_t(row) * W + col, face_id, bary, depth);
             }
-            raster_resolve(verts, faces, H, W, entry_key(z, f), p, face_id, bary, depth);
         }
         ws.trim_all();
         return;
@@ -219,17 +347,19 @@ void rasterize_fwd_cpu(const float* verts, const int64_t* faces, int64_t n_faces
     }
 
 #pragma omp parallel for num_threads(n_threads) schedule(static)
-    for (int64_t p = 0; p < n_pix; ++p) {
-        const size_t q = size_t(p / W) * stride + size_t(p % W);
-        raster_resolve(verts, faces, H, W, entry_key(ws.zbuf[q], ws.ids[q]), p, face_id, bary, depth);
-    }
+    for (int row = 0; row < H; ++row)
+        for (int col = 0; col < W; ++col) {
+            const size_t q = size_t(row) * stride + size_t(col);
+            raster_resolve(verts, faces, entry_key(ws.zbuf[q], ws.ids[q]), row, col, int64_t(row) * W + col, face_id,
+                           bary, depth);
+        }
     ws.trim_all();
 }
 
 void rasterize_bwd_cpu(const float* verts, int64_t n_verts, const int64_t* faces, const int64_t* face_id, int H,
                        int W, const float* grad_bary, const float* grad_depth, float* grad_verts, int n_threads) {
-    const int64_t n_pix = int64_t(H) * W, n_vals = n_verts * 3;
-    // kGradChunks fixed runs of pixels (not one per thread: the sums must not depend on the thread count),
+    const int64_t n_vals = n_verts * 3;
+    // kGradChunks fixed runs of rows (not one per thread: the sums must not depend on the thread count),
     // each into its own buffer; one run when the buffers would be big
     const int n_chunks = size_t(n_vals) * sizeof(float) * kGradChunks <= kPrivateBytes ? kGradChunks : 1;
     std::vector<float>& buf = workspace().grads;
@@ -238,19 +368,20 @@ void rasterize_bwd_cpu(const float* verts, int64_t n_verts, const int64_t* faces
     for (int c = 0; c < n_chunks; ++c) {
         float* mine = c == 0 ? grad_verts : buf.data() + size_t(c - 1) * n_vals;  // run 0: the output itself
         const float zero[3] = {0.f, 0.f, 0.f};
-        for (int64_t p = n_pix * c / n_chunks, p1 = n_pix * (c + 1) / n_chunks; p < p1; ++p) {
-            const int64_t f = face_id[p];
-            if (f < 0) continue;
-            float g[9];
-            raster_pixel_grad(verts, faces + 3 * f, int(p / W), int(p % W), grad_bary ? grad_bary + 3 * p : zero,
-                              grad_depth ? grad_depth[p] : 0.f, g);
-            for (int k = 0; k < 3; ++k) {
-                float* gv = mine + 3 * faces[3 * f + k];
-                gv[0] += g[3 * k];
-                gv[1] += g[3 * k + 1];
-                gv[2] += g[3 * k + 2];
+        for (int row = H * c / n_chunks; row < H * (c + 1) / n_chunks; ++row)
+            for (int col = 0; col < W; ++col) {
+                const int64_t p = int64_t(row) * W + col, f = face_id[p];
+                if (f < 0) continue;
+                float g[9];
+                raster_pixel_grad(verts, faces + 3 * f, row, col, grad_bary ? grad_bary + 3 * p : zero,
+                                  grad_depth ? grad_depth[p] : 0.f, g);
+                for (int k = 0; k < 3; ++k) {
+                    float* gv = mine + 3 * faces[3 * f + k];
+                    gv[0] += g[3 * k];
+                    gv[1] += g[3 * k + 1];
+                    gv[2] += g[3 * k + 2];
+                }
             }
-        }
     }
     if (n_chunks > 1) {
 #pragma omp parallel for num_threads(n_threads) schedule(static)
