@@ -274,7 +274,6 @@ void rasterize_fwd_cpu(const float* verts, const int64_t* faces, int64_t n_faces
                        float* bary, float* depth, int n_threads) {
     Workspace& ws = workspace();
     n_threads = n_threads > 0 ? n_threads : 1;
-    const int64_t n_pix = int64_t(H) * W;
     const size_t stride = size_t(W) + kPad, n_buf = size_t(H) * stride;
     if (n_buf * n_threads * 2 * sizeof(int32_t) <= kPrivateBytes) {  // a z-buffer per thread
         ws.zbuf.resize(n_buf * n_threads);
