@@ -32,9 +32,8 @@ import numpy as np
 
 from ..core.errors import InputError
 from ..core.types import Capture
-from .mask_ops import (FlowCache, at_frame_size, ellipse, fill_holes, homography_residual, largest_parts,
-                       looks_like_background, motion_score, moves_with_background, pixel_grid, refine_mask,
-                       warp_along_flow)
+from .mask_ops import (FlowCache, at_frame_size, ellipse, fill_holes, largest_parts, looks_like_background,
+                       motion_score, moves_with_background, pixel_grid, refine_mask, warp_along_flow)
 
 
 def _order(cap: Capture) -> list[int]:
@@ -46,11 +45,6 @@ def _order(cap: Capture) -> list[int]:
         return (idx if idx is not None else i, ts if ts is not None else 0.0, i)
 
     return sorted(range(len(cap.images)), key=key)
-
-
-def _residual(flow: np.ndarray, grid: np.ndarray, step: int, thresh: float) -> tuple[np.ndarray, int]:
-    """``mask_ops.homography_residual`` (kept for callers of the old name)."""
-    return homography_residual(flow, grid, step, thresh)
 
 
 def _iou(a: np.ndarray, b: np.ndarray) -> float:
