@@ -143,12 +143,15 @@ class FlowCache:
         return self._flows[a, b]
 
 
-def background_homography(flow: np.ndarray, grid: np.ndarray, step: int,
-                          thresh: float = 1.0) -> tuple[np.ndarray | None, int]:
+def background_homography(flow: np.ndarray, grid: np.ndarray, step: int, thresh: float = 1.0,
+                          region: np.ndarray | None = None) -> tuple[np.ndarray | None, int]:
     """The homography x -> x + flow(x) that most of ``flow`` follows (RANSAC on a grid every ``step``
-    px: the background's motion), or None; and its number of RANSAC inliers."""
-    src = grid[::step, ::step].reshape(-1, 2)
-    dst = src + flow[::step, ::step].reshape(-1, 2)
+    px: the background's motion; or on every pixel of ``region``, bool (H, W)), or None; and its
+    number of RANSAC inliers."""
+    src = grid[::step, ::step].reshape(-1, 2) if region is None else grid[region]
+    dst = src + (flow[::step, ::step].reshape(-1, 2) if region is None else flow[region])
+    if len(src) < 8:
+        return None, 0
     H, inl = cv2.findHomography(src, dst, cv2.RANSAC, thresh, maxIters=2000, confidence=0.995)
     return (None, 0) if H is None else (H, int(inl.sum()))
 
@@ -181,12 +184,7 @@ def compensated_difference(images: list[np.ndarray], flows: FlowCache, a: int, o
     img = images[a].astype(np.float32)
     best = np.full((h, w), np.inf, np.float32)
     for b in others:
-        flow = flows(a, b)
-        if region is None:
-            H, _ = background_homography(flow, grid, step)
-        else:
-            src = grid[region]
-            H = cv2.findHomography(src, src + flow[region], cv2.RANSAC, 1.0)[0] if len(src) >= 8 else None
+        H, _ = background_homography(flows(a, b), grid, step, region=region)
         if H is None:
             continue
         warped = cv2.warpPerspective(images[b].astype(np.float32), H, (w, h),
@@ -197,19 +195,24 @@ def compensated_difference(images: list[np.ndarray], flows: FlowCache, a: int, o
 
 
 def looks_like_background(images: list[np.ndarray], flows: FlowCache, a: int, mask: np.ndarray, grid: np.ndarray,
-                          step: int, level: float = 5.0) -> np.ndarray:
+                          step: int, level: float = 5.0, cache: dict | None = None) -> np.ndarray:
     """Frame ``a``'s pixels (bool (H, W)) that the background's motion explains and the subject's does
     not, pixel-exact (a gap between a subject's limbs, where flow is smeared). Background: frames 3, 6
     and 10 away warped by the background homography reproduce the pixel (``compensated_difference``
     under ``level`` grey levels, or 3 times the frame's median difference, at most 3 ``level``). Subject:
     the neighbouring frames warped by the homography the flow follows inside ``mask`` (the subject,
     roughly; eroded) do not: their difference is at least twice the background's. A subject that looks
-    like the background it covers (camouflage) is explained by both and stays undecided."""
+    like the background it covers (camouflage) is explained by both and stays undecided. ``cache``: a
+    dict the caller keeps for one capture: the background's difference per frame (it does not depend
+    on ``mask``)."""
     n = len(images)
     inner = cv2.erode(mask.astype(np.uint8), ellipse(2)) > 0
     if n < 2 or inner.sum() < 8:
         return np.zeros(mask.shape, bool)
-    d_bg = compensated_difference(images, flows, a, far_neighbours(a, n), grid, step)
+    cache = {} if cache is None else cache
+    if a not in cache:
+        cache[a] = compensated_difference(images, flows, a, far_neighbours(a, n), grid, step)
+    d_bg = cache[a]
     finite = np.isfinite(d_bg)
     if not finite.any():
         return np.zeros(mask.shape, bool)

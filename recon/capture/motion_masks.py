@@ -14,7 +14,8 @@ flow backward, and vice versa). Score > 1, opened and closed, largest blob =
 the motion seed (dropped when far smaller than the median seed). Each seed is
 refined by GrabCut (sure subject = the eroded seed, sure background = outside the
 dilated seed and, while the seed moves, what clearly moves like the background or
-looks like it once the background's motion is taken out and unlike the subject; ``mask_ops``) and its holes are filled. Seeds that agree with the next seed
+looks like it once the background's motion is taken out and unlike the subject;
+``mask_ops``) and its holes are filled. Seeds that agree with the next seed
 carried over to it by flow form tracks; the longest track is the subject (a
 handheld camera's parallax can make a wall "move" for a while). From it outwards,
 frame by frame, each frame takes the previous mask carried by flow and refined
@@ -115,6 +116,8 @@ def motion_masks(cap: Capture, window: int = 2, k: float = 4.0, min_residual: fl
         raise InputError(None, f"no moving subject found: the flow matches the background's homography "
                                f"(noise {noise_px:.2f} px) everywhere in {n - len(seeded)} of {n} frames")
 
+    bg_difference: dict = {}  # per frame, for looks_like_background
+
     def sure_bg(i: int, mask: np.ndarray) -> np.ndarray | None:
         """Frame i's pixels that clearly move with the background, when ``mask`` moves against it
         (a subject that pauses moves with the background too: then nothing is sure), and what looks
@@ -122,7 +125,7 @@ def motion_masks(cap: Capture, window: int = 2, k: float = 4.0, min_residual: fl
         ev, bg = still[i]
         if not mask.any() or (ev[mask] > 1.0).mean() < 0.5:
             return None
-        return bg | looks_like_background(small, flows, i, mask, grid, step)
+        return bg | looks_like_background(small, flows, i, mask, grid, step, cache=bg_difference)
 
     refined = {i: fill_holes(refine_mask(small[i], seeds[i], band, iterations, sure_bg=sure_bg(i, seeds[i])))
                for i in seeded}

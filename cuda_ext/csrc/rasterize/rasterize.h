@@ -208,7 +208,7 @@ RECON_HD void raster_pixel_grad(const float* verts, const int64_t* face, int row
     }
     const float inv_s = 1.f / (w[0] + w[1] + w[2]);  // four divisions in all
     const float depth = (e[0] + e[1] + e[2]) * inv_s;
-    float gbb = 0.0;
+    float gbb = 0.f;
     for (int k = 0; k < 3; ++k) gbb += gb[k] * w[k];
     gbb *= inv_s;
     float g[9] = {0, 0, 0, 0, 0, 0, 0, 0, 0};

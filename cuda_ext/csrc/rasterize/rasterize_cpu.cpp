@@ -261,9 +261,27 @@ inline uint64_t entry_key(int32_t z, int32_t f) {
     return z == kEmptyDepth ? kRasterEmpty : (uint64_t(uint32_t(z)) << 32) | uint64_t(uint32_t(f));
 }
 
+// Every pixel's outputs from the smallest (depth, face) over n_bufs z-buffers (zb / id, each H rows of
+// stride W + kPad, one after another).
+void resolve_all(const float* verts, const int64_t* faces, int H, int W, const int32_t* zb, const int32_t* id,
+                 int n_bufs, int64_t* face_id, float* bary, float* depth, int n_threads) {
+    const size_t stride = size_t(W) + kPad, n_buf = size_t(H) * stride;
+#pragma omp parallel for num_threads(n_threads) schedule(static)
+    for (int row = 0; row < H; ++row)
+        for (int col = 0; col < W; ++col) {
+            const size_t q = size_t(row) * stride + size_t(col);
+            int32_t z = zb[q], f = id[q];
+            for (int k = 1; k < n_bufs; ++k) {
+                const int32_t zk = zb[k * n_buf + q], fk = id[k * n_buf + q];
+                if (zk < z || (zk == z && zk != kEmptyDepth && fk < f)) z = zk, f = fk;
+            }
+            raster_resolve(verts, faces, entry_key(z, f), row, col, int64_t(row) * W + col, face_id, bary, depth);
+        }
+}
+
 }  // namespace
 
-// Private z-buffers for views up to this many bytes of keys over all threads; bands beyond.
+// Private z-buffers for views up to this many bytes of z-buffer over all threads; bands beyond.
 constexpr size_t kPrivateBytes = size_t(16) << 20;
 // Fixed runs of pixels whose vertex gradients the backward pass sums separately (in parallel).
 constexpr int kGradChunks = 4;
@@ -294,18 +312,7 @@ void rasterize_fwd_cpu(const float* verts, const int64_t* faces, int64_t n_faces
                 draw_faces(verts, faces, r * kRun, std::min(n_faces, (r + 1) * kRun), H, W, 0, H - 1, zb,
                            ws.ids.data() + k * n_buf);
         }
-#pragma omp parallel for num_threads(n_threads) schedule(static)
-        for (int row = 0; row < H; ++row) {
-            for (int col = 0; col < W; ++col) {
-                const size_t q = size_t(row) * stride + size_t(col);
-                int32_t z = ws.zbuf[q], f = ws.ids[q];
-                for (int k = 1; k < used; ++k) {  // the smallest (depth, face)
-                    const int32_t zk = ws.zbuf[k * n_buf + q], fk = ws.ids[k * n_buf + q];
-                    if (zk < z || (zk == z && zk != kEmptyDepth && fk < f)) z = zk, f = fk;
-                }
-                raster_resolve(verts, faces, entry_key(z, f), row, col, int64_t(row) * W + col, face_id, bary, depth);
-            }
-        }
+        resolve_all(verts, faces, H, W, ws.zbuf.data(), ws.ids.data(), used, face_id, bary, depth, n_threads);
         ws.trim_all();
         return;
     }
@@ -345,13 +352,7 @@ void rasterize_fwd_cpu(const float* verts, const int64_t* faces, int64_t n_faces
             draw_face(verts, faces, list[i], H, W, r0, r1, ws.zbuf.data(), ws.ids.data());
     }
 
-#pragma omp parallel for num_threads(n_threads) schedule(static)
-    for (int row = 0; row < H; ++row)
-        for (int col = 0; col < W; ++col) {
-            const size_t q = size_t(row) * stride + size_t(col);
-            raster_resolve(verts, faces, entry_key(ws.zbuf[q], ws.ids[q]), row, col, int64_t(row) * W + col, face_id,
-                           bary, depth);
-        }
+    resolve_all(verts, faces, H, W, ws.zbuf.data(), ws.ids.data(), 1, face_id, bary, depth, n_threads);
     ws.trim_all();
 }
 
