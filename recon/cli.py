@@ -155,13 +155,14 @@ def _add_up_arg(p: argparse.ArgumentParser) -> None:
 def _cmd_capture(args) -> int:
     from .capture import capture_to_folder
     from .core.config import write_config
+    from .pipeline import rigid_check
 
     for opt, key in ((args.max_frames, "capture.max_frames"), (args.up, "capture.up")):
         if opt is not None:
             args.overrides.append(f"{key}={opt}")
     args.overrides += _mask_overrides(args)
     cfg = _resolve_config(args)
-    cap = capture_to_folder(args.source, args.out, cfg.capture, overwrite=args.overwrite)
+    cap = capture_to_folder(args.source, args.out, cfg.capture, overwrite=args.overwrite, hull_iou=rigid_check(cfg))
     write_config(cfg, Path(args.out) / "config.yaml")
     n_train, n_test = len(cap.split_indices("train")), len(cap.split_indices("test"))
     up = cap.meta.get("up")

@@ -61,18 +61,14 @@ def pick_subject(cap: Capture) -> tuple[str, str]:
 def still_subject(cap: Capture, cfg: Config) -> bool:
     """Whether the subject never moves against the background (``articulated_init.still_hull_iou`` of the
     training frames at the articulated model's size reaches ``articulated.still_iou``); says so when it does."""
-    from .capture.frame_files import resize_image
     from .fit.trainer import split_indices
-    from .models.articulated_init import still_hull_iou
+    from .models.articulated_init import capture_hull_iou
 
     need = cfg.articulated.still_iou
     if need <= 0 or cap.masks is None:
         return False
     train, _, _ = split_indices(cap)
-    h, w = cap.images[train[0]].shape[:2]
-    cams = cap.cameras[train].scaled(min(1.0, cfg.articulated.train_size / max(h, w)))
-    size = (int(cams.width[0]), int(cams.height[0]))
-    iou = still_hull_iou(cams, [resize_image(cap.masks[i], size) for i in train])
+    iou = capture_hull_iou(cap, train, cfg.articulated.train_size)
     log_event("still_check", hull_iou=round(iou, 3), threshold=need)
     if iou < need:
         return False
@@ -80,6 +76,14 @@ def still_subject(cap: Capture, cfg: Config) -> bool:
                 "(silhouette IoU %.2f >= articulated.still_iou %.2f): it is static; fitting it as a static object "
                 "(kind 'object')", iou, need)
     return True
+
+
+def rigid_check(cfg: Config):
+    """The visual-hull check the capture layer's SfM uses to tell a subject that registers and holds still
+    in its own cameras from one that bends (``recon.capture.sfm.solve_cameras_for``)."""
+    from .models.articulated_init import capture_hull_iou
+
+    return lambda cap: capture_hull_iou(cap, size=cfg.articulated.train_size)
 
 
 def _is_photo(data) -> bool:
@@ -223,7 +227,7 @@ def fit(data, out: str | Path | None = None, *, subject: str = "auto", name: str
         cap = data
     else:
         if not in_place and not (resume and (cap_dir / "capture.json").is_file()):
-            capture_to_folder(data, cap_dir, cfg.capture, overwrite=True)
+            capture_to_folder(data, cap_dir, cfg.capture, overwrite=True, hull_iou=rigid_check(cfg))
         # the folder we wrote holds the segmenter's masks already: do not segment again
         reread = cfg.capture if in_place else cfg.capture.model_copy(update={"segmenter": "none", "masks": "auto"})
         cap = load_capture(cap_dir, reread)

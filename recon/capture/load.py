@@ -152,12 +152,14 @@ def pick_segmenter(cap: Capture, cfg: CaptureConfig) -> tuple[str, str | None]:
     return ("motion" if evidence["moving"] else "static"), f"automatic: {evidence['reason']}"
 
 
-def load_capture(source: str | Path, config: CaptureConfig | None = None, normalize: bool = True) -> Capture:
+def load_capture(source: str | Path, config: CaptureConfig | None = None, normalize: bool = True,
+                 hull_iou=None) -> Capture:
     """Read any supported source into a Capture with cameras, normalised to the unit sphere.
 
     Frames without poses get cameras from structure-from-motion (pycolmap); ``meta["up"]``
     says which way is up (``recon.capture.upright``). Masks come from the source or from the
     configured segmenter (``pick_segmenter``); those that need no cameras run before SfM.
+    ``hull_iou``: the rigidity check for a moving subject's own cameras (``sfm.solve_cameras_for``).
     """
     cfg = config or CaptureConfig()
     target = cfg.max_size
@@ -173,7 +175,7 @@ def load_capture(source: str | Path, config: CaptureConfig | None = None, normal
         cap = _segment(cap, cfg, method, why)
     if cap.cameras is None:
         from .sfm import solve_cameras_for
-        cap = solve_cameras_for(cap, cfg)
+        cap = solve_cameras_for(cap, cfg, hull_iou)
     if cfg_read is not cfg:
         cap = downscale(cap, target)
     if method == "static":  # needs the cameras; before normalising, which centres on the subject
@@ -185,7 +187,7 @@ def load_capture(source: str | Path, config: CaptureConfig | None = None, normal
 
 
 def capture_to_folder(source: str | Path, out: str | Path, config: CaptureConfig | None = None,
-                      overwrite: bool = False) -> Capture:
+                      overwrite: bool = False, hull_iou=None) -> Capture:
     """``recon capture``: load ``source`` and write a capture folder atomically to ``out``.
 
     The folder holds frames/, masks/, transforms.json (nerfstudio-compatible)
@@ -194,7 +196,7 @@ def capture_to_folder(source: str | Path, out: str | Path, config: CaptureConfig
     from ..core.fsutil import atomic_dir
     from .capture_writer import write_capture_folder
 
-    cap = load_capture(source, config)
+    cap = load_capture(source, config, hull_iou=hull_iou)
     with atomic_dir(out, overwrite=overwrite) as tmp:
         write_capture_folder(cap, tmp)
     log.info(f"wrote {len(cap)} frames to {out}")

@@ -34,6 +34,7 @@ import math
 import os
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -127,13 +128,17 @@ def _feature_mask(mask: np.ndarray, region: str) -> np.ndarray:
     return 255 - cv2.dilate(mask, kernel)
 
 
-def solve_cameras_for(cap: Capture, cfg) -> Capture:
-    """SfM for ``recon.capture.load``: ``cfg`` is a CaptureConfig (its ``sfm`` and ``sfm_region``).
+def solve_cameras_for(cap: Capture, cfg, hull_iou: Callable[[Capture], float] | None = None) -> Capture:
+    """SfM for ``recon.capture.load``: ``cfg`` is a CaptureConfig (its ``sfm``, ``sfm_region`` and
+    ``rigid_hull_iou``).
 
     With masks of a moving subject and ``sfm_region`` auto, the subject alone is tried first
     (object-centric cameras: the subject holds still in them, as a static fit needs); when it
     does not register (too little texture, or a subject that bends, like an animal), the
-    background alone (scene cameras). ``meta["sfm"]["why"]`` says which and why.
+    background alone (scene cameras). A subject that bends can still register on its rigid part
+    (a walking cat's body): ``hull_iou`` (the mean silhouette IoU of one visual hull carved in
+    the registered frames' cameras, supplied by a layer that carves hulls) then tells it from a
+    rigid one, below ``cfg.rigid_hull_iou``. ``meta["sfm"]["why"]`` says which and why.
     """
     region = cfg.sfm_region
     moving = (cap.meta.get("masks") or {}).get("method") == "motion"
@@ -147,8 +152,15 @@ def solve_cameras_for(cap: Capture, cfg) -> Capture:
         out = solve_cameras(cap, sub, "subject")
         why = (f"the subject moves; SfM on the subject alone registered {len(out)} of {len(cap)} frames: "
                "object-centric cameras, the subject holds still in them")
+        if hull_iou is not None:
+            iou = hull_iou(out)
+            if iou < cfg.rigid_hull_iou:
+                raise SfMError(None, f"registered {len(out)} of {len(cap)} frames, but it bends: one visual hull "
+                               f"explains its masks in those cameras to IoU {iou:.2f} < "
+                               f"capture.rigid_hull_iou {cfg.rigid_hull_iou:.2f}")
+            why += f" (one visual hull explains its masks in them: IoU {iou:.2f})"
     except SfMError as exc:
-        reason = str(exc).split(": ", 1)[-1].split(";")[0]
+        reason = exc.problem.split(";")[0]
         out = solve_cameras(cap, cfg.sfm, "background")
         why = (f"the subject moves; SfM on the subject alone failed ({reason}), so on the background alone: "
                f"scene cameras ({len(out)} of {len(cap)} frames), the subject moves in them")

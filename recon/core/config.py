@@ -66,7 +66,14 @@ class CaptureConfig(_Section):
     sfm_region: Literal["auto", "all", "subject", "background"] = Field(
         "auto", description="Where SfM looks for features when the capture has masks: auto (all; for a moving "
                             "subject, the subject alone (object-centric cameras), else the background alone "
-                            "(scene cameras) when the subject does not register).")
+                            "(scene cameras) when the subject does not register, or registers but does "
+                            "not hold still in its own cameras: see rigid_hull_iou).")
+    rigid_hull_iou: float = Field(
+        0.85, ge=0, le=1, description="sfm_region auto, a moving subject that registers on its own: its cameras are "
+                                      "kept when one visual hull explains its masks in them this well (mean "
+                                      "silhouette IoU; a car on a turntable 0.89, a walking cat 0.79); below, it "
+                                      "bends, and the background's cameras are taken. Checked where the caller "
+                                      "supplies the hull (recon fit, recon capture).")
     up: Literal["auto", "x", "y", "z", "-x", "-y", "-z"] = Field(
         "auto", description="The subject's up axis in the source's world (auto: the source's convention, "
                             "else estimated from the cameras); assets are written with it along +Y.")

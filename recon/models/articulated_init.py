@@ -249,6 +249,18 @@ def carve(pose_fn: Callable[[Tensor, int], Tensor], cams: CameraTensors, masks: 
 
 
 @torch.no_grad()
+def capture_hull_iou(cap: Capture, frames: np.ndarray | None = None, size: int = 160) -> float:
+    """``still_hull_iou`` of ``cap``'s ``frames`` (default all) with cameras and masks brought to ``size``
+    pixels on the longer side: how well one visual hull explains the masks in these cameras."""
+    from ..capture.frame_files import resize_image
+
+    frames = np.arange(len(cap)) if frames is None else np.asarray(frames)
+    h, w = cap.images[frames[0]].shape[:2]
+    cams = cap.cameras[frames].scaled(min(1.0, size / max(h, w)))
+    shape = (int(cams.width[0]), int(cams.height[0]))
+    return still_hull_iou(cams, [resize_image(cap.masks[i], shape) for i in frames])
+
+
 def still_hull_iou(cams, masks: list[np.ndarray], resolution: int = 64, consensus: float = 0.9,
                    margin: float = 1.6, dilate_px: int = 0) -> float:
     """Mean silhouette IoU, over the frames, of the visual hull carved as if the subject never moved.

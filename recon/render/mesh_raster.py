@@ -140,6 +140,9 @@ def silhouette_antialias(color: Tensor, fid: Tensor, depth: Tensor, screen: Tens
     e1, e2 = corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0]
     area = e1[:, 0] * e2[:, 1] - e1[:, 1] * e2[:, 0]  # screen orientation of each face
     front = area.detach() > 0
+    # faces with a silhouette edge (no face across it, or one facing the other way): only pixels on
+    # them can blend, so the pairs of all other faces (most of a mesh's inside) are dropped early
+    rim = ((neighbours < 0) | (front[neighbours.clamp_min(0)] != front[:, None])).any(1)
     far = torch.where(fid >= 0, depth.detach(), torch.full_like(depth, float("inf")))
     delta = torch.zeros_like(color)
     for axis in (0, 1):  # horizontal, then vertical neighbours
@@ -150,7 +153,7 @@ def silhouette_antialias(color: Tensor, fid: Tensor, depth: Tensor, screen: Tens
         rs, cs = torch.where(a_front, rows, r2), torch.where(a_front, cols, c2)
         ro, co = torch.where(a_front, r2, rows), torch.where(a_front, c2, cols)
         f = fid[rs, cs]
-        keep = f >= 0
+        keep = (f >= 0) & rim[f.clamp_min(0)]
         rs, cs, ro, co, f = rs[keep], cs[keep], ro[keep], co[keep], f[keep]
         ps = torch.stack([cs, rs], 1).to(xy.dtype) + 0.5
         po = torch.stack([co, ro], 1).to(xy.dtype) + 0.5

@@ -174,3 +174,29 @@ def test_sfm_failure_is_one_line_exit_2(tmp_path, capfd):
     assert len(err.splitlines()) == 1, err
     assert err.startswith(f"recon: error: {src}: structure-from-motion registered only ") and "of 4 frames" in err
     assert not out.exists() and not (tmp_path / "out").exists()
+
+
+def test_a_subject_that_registers_but_bends_gets_the_scene_cameras(monkeypatch):
+    """sfm_region auto, motion masks: the subject's own cameras are kept only when one visual hull explains
+    its masks in them (``hull_iou`` >= capture.rigid_hull_iou); a walking cat can register on its body."""
+    import recon.capture.sfm as sfm
+
+    calls = []
+
+    def fake_solve(cap, cfg=None, region="all"):
+        calls.append(region)
+        return Capture(images=cap.images, cameras=None, frames=cap.frames, masks=cap.masks,
+                       meta={**cap.meta, "sfm": {"region": region}})
+
+    monkeypatch.setattr(sfm, "solve_cameras", fake_solve)
+    frames = [FrameInfo(f"f{i}", "clip", i, None, "train") for i in range(3)]
+    img, mask = np.zeros((8, 8, 3), np.uint8), np.zeros((8, 8), np.uint8)
+    cap = Capture(images=[img] * 3, cameras=None, frames=frames, masks=[mask] * 3,
+                  meta={"source": "clip", "masks": {"method": "motion"}})
+    cfg = CaptureConfig()
+    bends = sfm.solve_cameras_for(cap, cfg, hull_iou=lambda c: 0.79)
+    assert calls == ["subject", "background"]
+    assert "it bends" in bends.meta["sfm"]["why"] and "IoU 0.79 < capture.rigid_hull_iou 0.85" in bends.meta["sfm"]["why"]
+    calls.clear()
+    rigid = sfm.solve_cameras_for(cap, cfg, hull_iou=lambda c: 0.89)
+    assert calls == ["subject"] and "object-centric" in rigid.meta["sfm"]["why"]
