@@ -32,7 +32,7 @@ import torch
 from scipy.spatial import cKDTree
 
 from recon.eval.align import apply_similarity, umeyama
-from recon.heads.fit import HeadFitConfig, fit_head
+from recon.heads.fit import fit_head
 from recon.heads.model import FACE_VERTICES, RIGID68, interocular, load_head_model
 from recon.heads.observe import FaceMeshDetector
 from recon.synth.heads import SyntheticHead, head_cameras, random_expression, random_head, render_head

@@ -179,9 +179,8 @@ class ArticulatedConfig(_Section):
     rigid_until: float = Field(0.3, ge=0, lt=1, description="Training progress fitting root poses only.")
     recarve_at: float = Field(0.5, ge=0, le=1, description="Progress at which the hull is carved through the "
                                                            "articulated warps (the posed visual hull).")
-    root_frequencies: int = Field(8, ge=1, description="Terms of the root's trajectory over the clip (1, x, "
-                                                      "2x^2 - 1, then cosines; ``ArticulatedModel.basis``).")
-    bone_frequencies: int = Field(40, ge=1, description="Terms of each bone's motion over the clip (the same basis).")
+    root_frequencies: int = Field(8, ge=1, description="Cosine terms of the root's trajectory over the clip.")
+    bone_frequencies: int = Field(40, ge=1, description="Cosine terms of each bone's motion over the clip.")
     lr_root: float = Field(0.002, gt=0, description="Learning rate of the root poses (after tracking places them).")
     lr_bones: float = Field(0.01, gt=0, description="Learning rate of the bone motions.")
     lr_shape: float = Field(0.003, gt=0, description="Learning rate of the bones' rest shape, skin MLP and offsets.")

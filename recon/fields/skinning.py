@@ -37,14 +37,6 @@ def rotation(axis_angle: Tensor) -> Tensor:
     return axis_angle_to_rotation_matrix(axis_angle.reshape(-1, 3)).reshape(*shape, 3, 3)
 
 
-def angular_steps(R: Tensor) -> Tensor:
-    """(T, 3, 3) rotations -> (T-1, 3) the turns between neighbours, ``R[t+1] R[t]^T`` as sin(angle) * axis
-    (world frame): a measure of angular velocity that, unlike differences of axis-angle vectors, does
-    not depend on the rotation the sequence starts from (faithful for steps well below 90 degrees)."""
-    D = R[1:] @ R[:-1].transpose(-1, -2)
-    return 0.5 * torch.stack([D[:, 2, 1] - D[:, 1, 2], D[:, 0, 2] - D[:, 2, 0], D[:, 1, 0] - D[:, 0, 1]], -1)
-
-
 def frequency_encoding(x: Tensor, n_freqs: int) -> Tensor:
     """(N, 3) -> (N, 3 + 6 n_freqs): x and sin/cos of x at octaves 1 .. 2^(n-1) (times pi)."""
     feats = [x]

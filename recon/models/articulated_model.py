@@ -9,7 +9,7 @@ triangles, where volume rendering pays ~100 field queries and a backward warp pe
 Canonical shape: a mesh (buffers ``verts``/``faces``) plus an offset field (a hash grid and a
 small MLP). Skinning: ``recon.fields.skinning.GaussianBones`` (B bones, <= 4 influences).
 Motion: the root pose (axis-angle, translation: canonical -> world) and B bone motions as
-series over the clip's time (``basis``: a quadratic and cosines), so every frame's loss moves the whole trajectory and any
+cosine series over the clip's time, so every frame's loss moves the whole trajectory and any
 instant (a held-out frame) has a pose. A point x at instant t is posed as ``R_t LBS_t(x) + T_t``.
 
 Start (``_initialise``): the floor among the scene's points (``articulated_init.ground_plane``;
@@ -42,7 +42,7 @@ from ..core.log import get_logger, log_event
 from ..core.types import Capture
 from ..fields.hash_grid import HashGridEncoding
 from ..fields.mlp import MLP
-from ..fields.skinning import GaussianBones, angular_steps, blend, bone_transforms, chain_transforms, cycle_error, rotation
+from ..fields.skinning import GaussianBones, blend, bone_transforms, chain_transforms, cycle_error, rotation
 from ..ops.rasterize import rasterize
 from ..render.mesh_raster import edge_neighbours, screen_vertices, silhouette_antialias, UniformLaplacian
 from .articulated_init import (carve, contact_depths, ground_plane, init_bones, instants_of, relative_motion,
@@ -76,8 +76,8 @@ class ArticulatedModel(SubjectModel):
         # the skeleton's tree (``skeleton_parents``), fixed when the bones are placed
         self.register_buffer("chain_order", torch.arange(B))
         self.register_buffer("chain_parents", torch.full((B,), -1))
-        # poses over time: coefficients of ``basis`` (every frame's loss moves the whole trajectory,
-        # and any instant in between has a pose); rows are its terms 0 .. M-1
+        # poses over time: cosine-series coefficients (every frame's loss moves the whole trajectory,
+        # and any instant in between has a pose); rows are frequencies 0 .. M-1
         t = np.asarray(instants, np.float64)
         self.register_buffer("time_span", torch.tensor([t[0], max(t[-1] - t[0], 1.0)], dtype=torch.float64))
         self.n_root = min(K, ac.root_frequencies)
@@ -144,8 +144,8 @@ class ArticulatedModel(SubjectModel):
         inst = instants_of(cap)
         slot_of = {int(t): k for k, t in enumerate(self.instants.tolist())}
         slots = np.array([slot_of[int(inst[i])] for i in train_idx])
-        self.frames = FrameSet(cap, train_idx, slots, inst, ac.train_size, 
-                               flow=ac.flow_weight > 0 or ac.track_rounds > 0)
+        self.frames = FrameSet(cap, train_idx, slots, inst, ac.train_size,
+                               flow=ac.flow_weight > 0 or ac.track_rounds > 0)  # the tracker needs it too
         self._points = cap.points
         log_event("articulated_frames", frames=len(self.frames), size=list(self.frames.size),
                   flow_pairs=int((self.frames.next >= 0).sum()))
@@ -177,7 +177,7 @@ class ArticulatedModel(SubjectModel):
 
     @torch.no_grad()
     def _set_translations(self, T: np.ndarray) -> None:
-        """The series of the root translation closest to per-instant positions T (K, 3)."""
+        """The cosine series of the root translation closest to per-instant positions T (K, 3)."""
         coef = torch.linalg.lstsq(self.basis(self.instants, self.n_root), torch.as_tensor(T, dtype=torch.float32))
         self.root_coef[:, 3:] = coef.solution
 
@@ -212,7 +212,7 @@ class ArticulatedModel(SubjectModel):
 
     def _set_steady_translations(self, T: np.ndarray, seen: np.ndarray) -> None:
         """The steadiest trajectory close to positions T (K, 3) at the instants ``seen`` (K,) (least
-        squares with ``root_translations``' acceleration prior), as the root's series."""
+        squares with ``root_translations``' acceleration prior), as the root's cosine series."""
         K = len(T)
         D2 = np.diff(np.eye(K), 2, axis=0)
         A = np.diag(seen.astype(np.float64)) + 1.0 * D2.T @ D2 + 1e-6 * np.eye(K)
@@ -253,7 +253,7 @@ class ArticulatedModel(SubjectModel):
     def _track_rotations(self) -> None:
         """Root rotations chained along the clip from each frame pair's rigid motion (``relative_motion``:
         the current surface's points and their DIS flow; only its turn about the world's up while the
-        upright prior holds); the root's series is fitted to them."""
+        upright prior holds); the cosine series is fitted to them."""
         fs = self.frames
         H, W = fs.size
         canon = self.canonical_vertices()
@@ -309,16 +309,10 @@ class ArticulatedModel(SubjectModel):
         return self.verts + self.offsets(self.verts)
 
     def basis(self, instants, n: int) -> Tensor:
-        """(T, n) time basis at instants (T,), u their time in [0, 1] over the clip and x = 2u - 1: the
-        first n of 1, x, 2x^2 - 1, cos(pi u), cos(2 pi u), ... The two polynomials give the ends free
-        velocities: a cosine series alone has zero slope at both ends, so a steady turn or walk
-        cannot be written without a curvature that the acceleration prior then unwinds."""
+        """(T, n) cosine basis ``cos(pi m u)`` at instants (T,), u their time in [0, 1] over the clip."""
         u = (torch.as_tensor(instants, dtype=torch.float64).reshape(-1) - self.time_span[0]) / self.time_span[1]
-        u = u.clamp(0, 1)[:, None]
-        x = 2 * u - 1
-        m = torch.arange(1, max(n - 2, 1), dtype=torch.float64)
-        cols = torch.cat([torch.ones_like(u), x, 2 * x * x - 1, torch.cos(math.pi * u * m[None])], 1)
-        return cols[:, :n].float()
+        m = torch.arange(n, dtype=torch.float64)
+        return torch.cos(math.pi * u.clamp(0, 1)[:, None] * m[None]).float()
 
     def trajectories(self, instants) -> tuple[Tensor, Tensor]:
         """Root (T, 6) and bone (T, B, 6) pose vectors (axis-angle, translation) at instants (T,)."""
@@ -544,17 +538,11 @@ class ArticulatedModel(SubjectModel):
         terms = {}
         # the root moves steadily: its acceleration costs (the same prior that placed it, ``root_translations``;
         # with one camera it is what pins the subject's depth, and with it its size)
-        # (the turn's acceleration between rotations, not of their axis-angle vectors: a steady turn from a
-        # canonical frame at an angle has axis-angle vectors that curve, and that penalty unwound the turn)
         root, _ = self.trajectories(self.instants)
-        R = rotation(root[:, :3])
-        spin = angular_steps(R)
-        path = R @ canon.detach().mean(0) + root[:, 3:]  # the body's centre, not the canonical origin
-        acc = path[2:] - 2 * path[1:-1] + path[:-2]
-        terms["root_acceleration"] = ac.acceleration_weight * ((spin[1:] - spin[:-1]).pow(2).sum() +
-                                                               acc.pow(2).sum() / b ** 2)
+        acc = root[2:] - 2 * root[1:-1] + root[:-2]
+        terms["root_acceleration"] = ac.acceleration_weight * (acc[:, :3].pow(2).sum() + acc[:, 3:].pow(2).sum() / b ** 2)
         # it stays upright: the canonical up (the world's, as first carved) keeps pointing up
-        tilt = 1.0 - R @ self.up @ self.up
+        tilt = 1.0 - rotation(root[:, :3]) @ self.up @ self.up
         terms["upright"] = ac.upright_weight * tilt.mean()
         off = (canon - self.verts) / b
         _, lap = self.topology()

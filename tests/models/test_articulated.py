@@ -47,40 +47,6 @@ def test_skeleton_is_a_tree_rooted_near_the_middle():
     assert order[parents[pos[2]]] == 1
 
 
-def test_a_steady_turn_and_walk_cost_no_acceleration():
-    """The root's trajectory can hold a steady turn and walk (free velocities at the clip's ends) and the
-    acceleration prior does not unwind it: it measures the body's path and the turn between rotations,
-    not axis-angle vectors (which curve for a steady turn from a canonical frame at an angle)."""
-    from scipy.spatial.transform import Rotation
-
-    from recon.fields.skinning import angular_steps, rotation
-    from recon.models.articulated_model import ArticulatedModel
-
-    K = 30
-    m = ArticulatedModel(load_config("object-fast"), np.arange(K))
-    u = torch.linspace(0, 1, K)
-    R0 = rotation(torch.tensor([1.2, 0.3, -0.4]))  # the canonical frame starts at an angle
-    R = rotation(torch.stack([torch.zeros(K), u, torch.zeros(K)], 1)) @ R0  # 57 degrees about +Y, steadily
-    aa = torch.as_tensor(Rotation.from_matrix(R.double().numpy()).as_rotvec(), dtype=torch.float32)
-    path = torch.stack([0.5 * u, torch.zeros(K), -0.2 * u], 1)  # the centre walks a straight line
-    basis = m.basis(m.instants, m.n_root)
-    sol = torch.linalg.lstsq(basis, torch.cat([aa, path], 1)).solution
-    fitted = basis @ sol
-    assert (fitted[:, 3:] - path).abs().max() < 1e-4  # a steady walk is in the basis, ends included
-    spin = angular_steps(rotation(fitted[:, :3]))
-    assert (spin - spin.mean(0)).abs().max() < 2e-3  # and a steady turn very nearly
-    with torch.no_grad():
-        m.root_coef.copy_(sol)
-    m.verts = torch.randn(50, 3, generator=torch.Generator().manual_seed(0)) * 0.1
-    m.faces = torch.tensor([[0, 1, 2]])
-    acc = m._regularisers(m.canonical_vertices(), torch.Generator().manual_seed(0))["root_acceleration"]
-    acc.backward()
-    acc = float(acc.detach())
-    assert acc < 1e-6 and float(m.root_coef.grad.abs().max()) < 1e-3  # nothing pulls the turn back
-    aa_acc = (fitted[2:, :3] - 2 * fitted[1:-1, :3] + fitted[:-2, :3]).detach()  # what the prior used to measure
-    assert float(m.cfg.articulated.acceleration_weight * aa_acc.pow(2).sum()) > 100 * acc
-
-
 def _cfg(**over):
     sets = [f"{k}={v}" for k, v in over.items()]
     return load_config("object-fast", None, ["fit.minutes=null", "fit.log_every=1000", "bake.texture_size=128"] + sets)
