@@ -261,6 +261,7 @@ def capture_hull_iou(cap: Capture, frames: np.ndarray | None = None, size: int =
     return still_hull_iou(cams, [resize_image(cap.masks[i], shape) for i in frames])
 
 
+@torch.no_grad()
 def still_hull_iou(cams, masks: list[np.ndarray], resolution: int = 64, consensus: float = 0.9,
                    margin: float = 1.6, dilate_px: int = 0) -> float:
     """Mean silhouette IoU, over the frames, of the visual hull carved as if the subject never moved.
