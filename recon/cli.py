@@ -115,7 +115,29 @@ def _add_mask_args(p: argparse.ArgumentParser) -> None:
     m.add_argument("--people-masks", choices=["selfie", "pose"], nargs="?", const="selfie",
                    help="people, with MediaPipe selfie (default) or pose segmentation (needs the humans extra)")
     m.add_argument("--no-masks", action="store_true", help="no masks at all (the source's own are ignored)")
+    g.add_argument("--subject-points", metavar="X,Y,L[;X,Y,L...]",
+                   help="with --subject-box: clicks in the same frame, L = 1 on the subject (a part GrabCut missed, "
+                        "e.g. one coloured like the background), L = 0 on background it took")
     g.add_argument("--prompt-frame", type=int, help="the frame --subject-box is drawn in (default 0)")
+
+
+def _prompt_points(text: str | None) -> list[str]:
+    """The config override for ``--subject-points "x,y,label;..."`` (none when not given)."""
+    if not text:
+        return []
+    from .core.errors import InputError
+
+    points = []
+    for item in text.split(";"):
+        try:
+            x, y, label = (float(v) for v in item.split(","))
+        except ValueError:
+            x = y = label = float("nan")
+        if label not in (0.0, 1.0):
+            raise InputError(None, f"--subject-points wants x,y,label triples with label 1 (subject) or 0 "
+                                   f"(background), separated by ';' (got '{item}')")
+        points.append([x, y, int(label)])
+    return [f"capture.subject_points={json.dumps(points)}"]
 
 
 def _mask_overrides(args) -> list[str]:
@@ -131,8 +153,12 @@ def _mask_overrides(args) -> list[str]:
             box = []
         if len(box) != 4:
             raise InputError(None, f"--subject-box wants four numbers x0,y0,x1,y1 (got '{args.subject_box}')")
-        return ["capture.segmenter=prompt", f"capture.subject_box={box}"] + \
+        return ["capture.segmenter=prompt", f"capture.subject_box={box}"] + _prompt_points(args.subject_points) + \
             ([f"capture.prompt_frame={args.prompt_frame}"] if args.prompt_frame is not None else [])
+    if args.subject_points:
+        from .core.errors import InputError
+
+        raise InputError(None, "--subject-points needs --subject-box (the clicks refine a box prompt)")
     if args.onnx_masks:
         return ["capture.segmenter=onnx", f"capture.onnx_model={json.dumps(str(args.onnx_masks))}"]
     if args.people_masks:

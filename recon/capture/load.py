@@ -94,10 +94,13 @@ def _segment(cap: Capture, cfg: CaptureConfig, method: str, why: str | None = No
         if cfg.subject_box is None:
             raise InputError(None, "segmenter 'prompt' needs a box (--subject-box x0,y0,x1,y1)")
         box = np.asarray(cfg.subject_box, np.float64)
-        src_size = (cap.meta.get("video") or {}).get("size")  # a video's box is in its own pixels
+        points = np.asarray(cfg.subject_points, np.float64).reshape(-1, 3)
+        src_size = (cap.meta.get("video") or {}).get("size")  # a video's prompt is in its own pixels
         if src_size and cfg.prompt_frame < len(cap):
-            box = box * cap.images[cfg.prompt_frame].shape[1] / float(src_size[0])
-        options = {"box": box.tolist(), "prompt_frame": cfg.prompt_frame}
+            scale = cap.images[cfg.prompt_frame].shape[1] / float(src_size[0])
+            box, points[:, :2] = box * scale, points[:, :2] * scale
+        options = {"box": box.tolist(), "points": [(x, y, int(lab)) for x, y, lab in points],
+                   "prompt_frame": cfg.prompt_frame}
     elif method == "onnx":
         if not cfg.onnx_model:
             raise InputError(None, "segmenter 'onnx' needs a model file (--onnx-masks MODEL.onnx)")

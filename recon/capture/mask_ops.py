@@ -56,11 +56,12 @@ def grabcut(img: np.ndarray, gc: np.ndarray, iterations: int, fg_model: np.ndarr
 
 
 def refine_mask(img: np.ndarray, mask: np.ndarray, band: float, iterations: int, fg_model: np.ndarray | None = None,
-                sure_bg: np.ndarray | None = None, min_band: int = 2) -> np.ndarray:
+                sure_bg: np.ndarray | None = None, min_band: int = 2, maybe_fg: np.ndarray | None = None) -> np.ndarray:
     """GrabCut around ``mask``'s edge: sure subject = eroded, sure background = outside dilated, by
     ``band`` times the square root of its area (at least ``min_band`` px); the main parts kept
     (``mask`` when GrabCut cannot run). ``fg_model``: a subject colour model to keep (see
-    ``grabcut``); ``sure_bg``: more pixels that are background unless in the eroded mask."""
+    ``grabcut``); ``sure_bg``: more pixels that are background unless in the eroded mask;
+    ``maybe_fg``: pixels outside the band that may be subject all the same (a part the mask lost)."""
     area = int(mask.sum())
     if area == 0:
         return mask
@@ -70,6 +71,8 @@ def refine_mask(img: np.ndarray, mask: np.ndarray, band: float, iterations: int,
     gc = np.full(m.shape, cv2.GC_BGD, np.uint8)
     gc[cv2.dilate(m, k) > 0] = cv2.GC_PR_BGD
     gc[mask] = cv2.GC_PR_FGD
+    if maybe_fg is not None:
+        gc[maybe_fg & ~mask] = cv2.GC_PR_FGD
     if sure_bg is not None:
         gc[sure_bg] = cv2.GC_BGD
     gc[cv2.erode(m, k) > 0] = cv2.GC_FGD
@@ -93,17 +96,18 @@ def warp_along_flow(prev_mask: np.ndarray, flow: np.ndarray) -> np.ndarray:
 
 
 def propagate(masks: list, chain, images: list[np.ndarray], flows: "FlowCache", band: float, iterations: int,
-              fg_model: np.ndarray | None = None, sure_bg=None, fill: bool = False) -> None:
+              fg_model: np.ndarray | None = None, hints=None, fill: bool = False) -> None:
     """Carry ``masks[chain[0]]`` frame by frame along ``chain`` (positions), in place: each frame
     takes the previous one's mask warped along the flow, re-segmented by ``refine_mask`` (GrabCut
-    with ``fg_model`` kept when given; ``sure_bg(i)``: extra background pixels of frame i, or None);
-    ``fill``: fill holes."""
+    with ``fg_model`` kept when given; ``hints(i, warped)``: frame i's extra (sure background, maybe
+    subject) pixels, each bool (H, W) or None); ``fill``: fill holes."""
     chain = list(chain)
     prev = chain[0]
     for i in chain[1:]:
         warped = warp_along_flow(masks[prev], flows(i, prev))
         if warped.any():
-            m = refine_mask(images[i], warped, band, iterations, fg_model, sure_bg(i, warped) if sure_bg else None)
+            bg, fg = hints(i, warped) if hints else (None, None)
+            m = refine_mask(images[i], warped, band, iterations, fg_model, bg, maybe_fg=fg)
             masks[i] = fill_holes(m) if fill else m
         else:
             masks[i] = warped
@@ -259,6 +263,14 @@ def moves_with_background(score: np.ndarray, far: int, low: float = 0.3) -> np.n
     moving = cv2.morphologyEx((score > 1.0).astype(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
     near = cv2.dilate(moving, ellipse(far)) > 0
     return ~near & (cv2.GaussianBlur(score.astype(np.float32), (0, 0), 1.0) < low)
+
+
+def moves_next_to(score: np.ndarray, mask: np.ndarray, reach: float) -> np.ndarray:
+    """Pixels that move against the background (``score`` > 1, specks opened away) no further than
+    ``reach`` px from ``mask``."""
+    moving = cv2.morphologyEx((score > 1.0).astype(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
+    near = cv2.dilate(mask.astype(np.uint8), ellipse(max(1, round(reach)))) > 0
+    return (moving > 0) & near
 
 
 def mask_box(mask: np.ndarray, margin: int = 8) -> tuple[int, int, int, int]:

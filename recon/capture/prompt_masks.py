@@ -29,7 +29,7 @@ import numpy as np
 from ..core.errors import InputError
 from ..core.types import Capture
 from .mask_ops import (FlowCache, at_frame_size, grabcut, largest_parts, looks_like_background, motion_score,
-                       moves_with_background, pixel_grid, propagate)
+                       moves_next_to, moves_with_background, pixel_grid, propagate)
 
 
 def _check_prompt(cap: Capture, box, points, prompt_frame: int) -> None:
@@ -57,7 +57,7 @@ def _check_prompt(cap: Capture, box, points, prompt_frame: int) -> None:
 def prompt_masks(cap: Capture, box: Sequence[float], points: Sequence[Sequence[float]] = (),
                  prompt_frame: int = 0, iterations: int = 10, refine_iterations: int = 3,
                  band: float = 0.04, work_size: int = 320, motion: bool = True,
-                 keep_colours: bool = True) -> tuple[list[np.ndarray], dict[str, Any]]:
+                 keep_colours: bool = True, regain: float = 0.25) -> tuple[list[np.ndarray], dict[str, Any]]:
     """Masks for every frame of ``cap`` from a prompt in frame ``prompt_frame``.
 
     box: (x0, y0, x1, y1) pixels of that frame around the subject; points: (x, y, label)
@@ -70,7 +70,9 @@ def prompt_masks(cap: Capture, box: Sequence[float], points: Sequence[Sequence[f
     neighbouring frames) and lie away from anything that moves against it are sure background,
     when the box holds such motion; ``keep_colours``: the subject's colour model is learned in
     the prompt frame and kept for the others (the background's is refitted per frame), so a
-    leak into a background object that looks like the subject does not teach the model.
+    leak into a background object that looks like the subject does not teach the model;
+    ``regain``: when motion is used, pixels that move against the background within this fraction
+    of the subject's size of the carried mask may be subject again (GrabCut decides by colour).
     Returns N (H, W) uint8 0/255 masks and stats (prompt frame name, box, points, work size,
     whether motion was used in the prompt frame).
     """
@@ -126,14 +128,18 @@ def prompt_masks(cap: Capture, box: Sequence[float], points: Sequence[Sequence[f
     masks[prompt_frame] = largest_parts(first)
     fg_model = models[1] if keep_colours and models else None
 
-    def moving_away(i: int, warped: np.ndarray) -> np.ndarray:  # what clearly moves with the background
+    def motion_hints(i: int, warped: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """What clearly moves with the background (sure background), and what moves against it next to
+        the warped mask (maybe subject: a part the chain lost, e.g. an ear tip that crossed a look-alike)."""
         near = ([j for j in (i - 1, i - 2) if j >= 0], [j for j in (i + 1, i + 2) if j < n])
         sc, _ = motion_score(flows, i, near, grid, step, k=4.0, min_residual=0.6)
-        return moves_with_background(sc, far=far) | looks_like_background(small, flows, i, warped, grid, step)
+        bg = moves_with_background(sc, far=far) | looks_like_background(small, flows, i, warped, grid, step)
+        return bg, moves_next_to(sc, warped, reach)
 
-    sure_bg = moving_away if used_motion else None
+    reach = regain * math.sqrt(max(1.0, float(masks[prompt_frame].sum())))
+    hints = motion_hints if used_motion else None
     for chain in (range(prompt_frame, n), range(prompt_frame, -1, -1)):
-        propagate(masks, chain, small, flows, band, refine_iterations, fg_model, sure_bg)
+        propagate(masks, chain, small, flows, band, refine_iterations, fg_model, hints)
 
     out = [at_frame_size(m, img) for m, img in zip(masks, cap.images)]
     stats = {"prompt_frame": cap.frames[prompt_frame].name, "box": [float(v) for v in box],

@@ -55,6 +55,9 @@ class CaptureConfig(_Section):
                                                      "or a mask video.")
     subject_box: tuple[float, float, float, float] | None = Field(
         None, description="segmenter prompt: the subject's box x0,y0,x1,y1 in pixels of the prompt frame.")
+    subject_points: list[tuple[float, float, int]] = Field(
+        default_factory=list, description="segmenter prompt: clicks (x, y, label) in pixels of the prompt frame, "
+                                          "label 1 = subject, 0 = background (a part GrabCut missed or took).")
     prompt_frame: int = Field(0, ge=0, description="segmenter prompt: the frame the box is drawn in.")
     onnx_model: str | None = Field(None, description="segmenter onnx: path of the ONNX segmentation model "
                                                      "(NCHW float input; subject = probability > threshold or class != 0).")

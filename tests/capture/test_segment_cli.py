@@ -50,11 +50,25 @@ def test_subject_box_follows_the_subject(avocado, tmp_path):
     assert np.mean(ious) > 0.9, ious  # a subject over white: GrabCut and the flow find it in every view
 
 
+def test_subject_points_reach_the_prompt(avocado, tmp_path):
+    truth = read_mask(sorted((avocado / "masks").iterdir())[0])
+    ys, xs = np.nonzero(truth)
+    box = f"{xs.min() - 4},{ys.min() - 4},{xs.max() + 5},{ys.max() + 5}"
+    pts = f"{int(xs.mean())},{int(ys.mean())},1;{xs.min() - 2},{ys.min() - 2},0"
+    out = tmp_path / "cap"
+    assert main(["capture", str(avocado), "--out", str(out), "--subject-box", box, "--subject-points", pts, "-q"]) == 0
+    assert json.loads((out / "capture.json").read_text())["meta"]["masks"]["points"] == 2
+
+
 @pytest.mark.parametrize("args,expect", [
     (["--masks", "{tmp}/nope"], "mask folder not found"),
     (["--subject-box", "1,2,3"], "--subject-box wants four numbers"),
     (["--subject-box", "500,500,600,600"], "outside frame"),
     (["--subject-box", "10,10,50,50", "--prompt-frame", "99"], "prompt frame 99 is out of range"),
+    (["--subject-box", "10,10,50,50", "--subject-points", "20,20,2"], "--subject-points wants x,y,label"),
+    (["--subject-box", "10,10,50,50", "--subject-points", "20,20"], "--subject-points wants x,y,label"),
+    (["--subject-box", "10,10,50,50", "--subject-points", "900,20,1"], "outside frame"),
+    (["--subject-points", "20,20,1"], "--subject-points needs --subject-box"),
     (["--onnx-masks", "{tmp}/none.onnx"], "none.onnx"),
 ])
 def test_bad_mask_input_is_one_line(avocado, tmp_path, capsys, args, expect):
