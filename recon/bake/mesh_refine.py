@@ -41,16 +41,19 @@ class _Views:
         self.idx = capture.split_indices("train", max_views)
         self.cams = capture.cameras[self.idx].transformed(np.linalg.inv(normalization))
         self.capture = capture
+        self._photos: dict[int, Tensor] = {}  # made once: a step would otherwise convert its photo again
 
     def __len__(self) -> int:
         return len(self.idx)
 
     def photo(self, k: int) -> Tensor:
         """(H, W, 3) the k-th photo composited over white with its mask."""
-        i = self.idx[k]
-        img = torch.as_tensor(self.capture.images[i]).float() / 255
-        m = torch.as_tensor(self.capture.masks[i]).float()[..., None] / 255
-        return img * m + (1 - m)
+        if k not in self._photos:
+            i = self.idx[k]
+            img = torch.as_tensor(self.capture.images[i]).float() / 255
+            m = torch.as_tensor(self.capture.masks[i]).float()[..., None] / 255
+            self._photos[k] = img * m + (1 - m)
+        return self._photos[k]
 
 
 def refine_mesh(mesh: TexturedMesh, capture, normalization: np.ndarray, steps: int = 1500, lr_position: float = 0.07,

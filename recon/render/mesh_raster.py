@@ -144,33 +144,35 @@ def silhouette_antialias(color: Tensor, fid: Tensor, depth: Tensor, screen: Tens
     # them can blend, so the pairs of all other faces (most of a mesh's inside) are dropped early
     rim = ((neighbours < 0) | (front[neighbours.clamp_min(0)] != front[:, None])).any(1)
     far = torch.where(fid >= 0, depth.detach(), torch.full_like(depth, float("inf")))
-    delta = torch.zeros_like(color)
-    for axis in (0, 1):  # horizontal, then vertical neighbours
-        first, second = (fid[:, :-1], fid[:, 1:]) if axis == 0 else (fid[:-1, :], fid[1:, :])
-        rows, cols = torch.nonzero(first != second, as_tuple=True)
-        r2, c2 = (rows, cols + 1) if axis == 0 else (rows + 1, cols)
-        a_front = far[rows, cols] < far[r2, c2]  # the nearer pixel is the surface's side
-        rs, cs = torch.where(a_front, rows, r2), torch.where(a_front, cols, c2)
-        ro, co = torch.where(a_front, r2, rows), torch.where(a_front, c2, cols)
-        f = fid[rs, cs]
-        keep = (f >= 0) & rim[f.clamp_min(0)]
-        rs, cs, ro, co, f = rs[keep], cs[keep], ro[keep], co[keep], f[keep]
-        ps = torch.stack([cs, rs], 1).to(xy.dtype) + 0.5
-        po = torch.stack([co, ro], 1).to(xy.dtype) + 0.5
-        sign = torch.where(area[f] > 0, 1.0, -1.0).to(xy.dtype)[:, None]
-        es = _edge_values(corners[f], ps) * sign
-        eo = _edge_values(corners[f], po) * sign
-        den = es - eo
-        t = es / torch.where(den.abs() > 1e-12, den, torch.full_like(den, 1e-12))
-        t = torch.where(eo.detach() < 0, t, torch.full_like(t, 2.0))  # only edges the segment leaves through
-        t, k = t.min(1)
-        nb = neighbours[f, k]
-        sil = (nb < 0) | (front[nb.clamp_min(0)] != front[f])
-        keep = sil & (t.detach() >= 0) & (t.detach() <= 1)
-        t, rs, cs, ro, co = t[keep], rs[keep], cs[keep], ro[keep], co[keep]
-        diff = color[rs, cs] - color[ro, co]  # surface minus the other side
-        w = (t - 0.5)[:, None].to(color.dtype)
-        zero = torch.zeros_like(diff)
-        delta = delta.index_put((ro, co), torch.where(w > 0, w * diff, zero), accumulate=True)
-        delta = delta.index_put((rs, cs), torch.where(w < 0, w * diff, zero), accumulate=True)
+    # every pair of neighbouring pixels on different faces, horizontal and vertical together
+    rh, ch = torch.nonzero(fid[:, :-1] != fid[:, 1:], as_tuple=True)
+    rv, cv = torch.nonzero(fid[:-1, :] != fid[1:, :], as_tuple=True)
+    rows, cols = torch.cat([rh, rv]), torch.cat([ch, cv])
+    r2, c2 = torch.cat([rh, rv + 1]), torch.cat([ch + 1, cv])
+    a_front = far[rows, cols] < far[r2, c2]  # the nearer pixel is the surface's side
+    rs, cs = torch.where(a_front, rows, r2), torch.where(a_front, cols, c2)
+    ro, co = torch.where(a_front, r2, rows), torch.where(a_front, c2, cols)
+    f = fid[rs, cs]
+    keep = (f >= 0) & rim[f.clamp_min(0)]
+    rs, cs, ro, co, f = rs[keep], cs[keep], ro[keep], co[keep], f[keep]
+    ps = torch.stack([cs, rs], 1).to(xy.dtype) + 0.5
+    po = torch.stack([co, ro], 1).to(xy.dtype) + 0.5
+    sign = torch.where(area[f] > 0, 1.0, -1.0).to(xy.dtype)[:, None]
+    es = _edge_values(corners[f], ps) * sign
+    eo = _edge_values(corners[f], po) * sign
+    den = es - eo
+    t = es / torch.where(den.abs() > 1e-12, den, torch.full_like(den, 1e-12))
+    t = torch.where(eo.detach() < 0, t, torch.full_like(t, 2.0))  # only edges the segment leaves through
+    t, k = t.min(1)
+    nb = neighbours[f, k]
+    sil = (nb < 0) | (front[nb.clamp_min(0)] != front[f])
+    keep = sil & (t.detach() >= 0) & (t.detach() <= 1)
+    t, rs, cs, ro, co = t[keep], rs[keep], cs[keep], ro[keep], co[keep]
+    diff = color[rs, cs] - color[ro, co]  # surface minus the other side
+    w = (t - 0.5)[:, None].to(color.dtype)
+    zero = torch.zeros_like(diff)
+    # o takes w of s's colour where the surface covers it (w > 0); s takes -w of o's where it does not
+    delta = torch.zeros_like(color).index_put((torch.cat([ro, rs]), torch.cat([co, cs])),
+                                              torch.cat([torch.where(w > 0, w * diff, zero),
+                                                         torch.where(w < 0, w * diff, zero)]), accumulate=True)
     return color + delta

@@ -25,31 +25,33 @@ class ResidualPyramid(torch.nn.Module):
 
     A photo pixel then also corrects the texels around the ones it samples: texels seen by no
     training pixel but by a held-out view follow their neighbours instead of keeping the
-    field's colour beside fitted ones. Stored channels-first (C, s, s), as the lookups take them.
+    field's colour beside fitted ones. Stored channels-first (C, s, s), as the lookups take them;
+    the finest level holds the base plus its residual (one lookup fewer per sample; Adam's steps do
+    not depend on where a parameter starts, so this is the same fit).
     ``base``: (S, S, C) uint8 (read as /255) or float.
     """
 
     def __init__(self, base_color: np.ndarray, levels: int = 4):
         super().__init__()
         base = torch.as_tensor(base_color)
-        base = base.float() / 255 if base.dtype == torch.uint8 else base.float()
-        self.register_buffer("base", base.permute(2, 0, 1).contiguous())
-        C, S = self.base.shape[:2]
+        base = (base.float() / 255 if base.dtype == torch.uint8 else base.float()).permute(2, 0, 1).contiguous()
+        C, S = base.shape[:2]
         self.levels = torch.nn.ParameterList(
-            [torch.nn.Parameter(torch.zeros(C, max(1, S >> k), max(1, S >> k))) for k in range(levels)])
+            [torch.nn.Parameter(base)] +
+            [torch.nn.Parameter(torch.zeros(C, max(1, S >> k), max(1, S >> k))) for k in range(1, max(1, levels))])
 
     def texture(self) -> torch.Tensor:
         """(S, S, C) float texture, not clamped."""
-        S = self.base.shape[1]
+        S = self.levels[0].shape[1]
         up = [lv if lv.shape[1] == S else F.interpolate(lv[None], size=(S, S), mode="bilinear",
                                                         align_corners=False)[0] for lv in self.levels]
-        return (self.base + sum(up)).permute(1, 2, 0)
+        return sum(up).permute(1, 2, 0)
 
     def sample(self, uv: torch.Tensor) -> torch.Tensor:
         """(P, C) values at glTF uvs (P, 2): each level looked up at uv and summed. For training steps: it
         touches P points instead of building the full texture (``texture``), whose bilinear lookup it
         matches up to the residual levels being interpolated once rather than upsampled, then looked up."""
-        return _lookup_chw(self.base, uv) + sum(_lookup_chw(lv, uv) for lv in self.levels)
+        return sum(_lookup_chw(lv, uv) for lv in self.levels)
 
     def to_u8(self) -> np.ndarray:
         with torch.no_grad():
