@@ -351,11 +351,12 @@ class ArticulatedModel(SubjectModel):
                                     self.chain_parents)
         return bone_transforms(rot, trans, self.bones.centers)
 
-    def pose(self, x: Tensor, params: tuple[Tensor, Tensor, Tensor, Tensor]) -> Tensor:
-        """Canonical points x (N, 3) -> world (N, 3) under pose ``params`` (``pose_params``)."""
+    def pose(self, x: Tensor, params: tuple[Tensor, Tensor, Tensor, Tensor], weights: Tensor | None = None) -> Tensor:
+        """Canonical points x (N, 3) -> world (N, 3) under pose ``params`` (``pose_params``); ``weights``:
+        x's skin weights (N, B) when the caller has them (they do not depend on the pose)."""
         Rr, Tr, br, bt = params
         if self.articulated:
-            x = blend(x, self.bones.weights(x), *self.bone_motion(br, bt))
+            x = blend(x, self.bones.weights(x) if weights is None else weights, *self.bone_motion(br, bt))
         return x @ Rr.T + Tr
 
     # -- rendering ----------------------------------------------------------------------------------
@@ -462,11 +463,12 @@ class ArticulatedModel(SubjectModel):
         H, W = fs.size
         picks = torch.randint(len(fs), (ac.frames_per_step,), generator=generator).tolist()
         canon = self.canonical_vertices()
+        skin = self.bones.weights(canon) if self.articulated else None  # one set for every frame posed
         photo = sil = flow = ground = outline = 0.0
         se = []
         for n in picks:
             params = self.pose_params(int(fs.slot[n]))
-            world = self.pose(canon, params)
+            world = self.pose(canon, params, skin)
             out = self.render(fs.cams_np, n, world, canon, H, W)
             err = out["rgb"] - fs.photo[n]
             photo = photo + err.abs().mean()
@@ -474,7 +476,7 @@ class ArticulatedModel(SubjectModel):
             se.append(err.detach().pow(2).mean())
             m = int(fs.next[n])
             if ac.flow_weight > 0 and m >= 0 and fs.flow[n] is not None:
-                flow = flow + self._flow_loss(out, canon, world, n, m)
+                flow = flow + self._flow_loss(out, canon, skin, n, m)
             if ac.outline_weight > 0:
                 outline = outline + self._outline_loss(out["screen"], n)
             if ac.ground_weight > 0 and self.has_ground:
@@ -491,10 +493,11 @@ class ArticulatedModel(SubjectModel):
         mse = float(torch.stack(se).mean())
         return terms, {"psnr": -10 * math.log10(max(mse, 1e-10)), "stage": float(self.stage)}
 
-    def _flow_loss(self, out: dict, canon: Tensor, world: Tensor, n: int, m: int) -> Tensor:
-        """Mean |rendered flow - DIS flow| (in pixels / image side) where the observed flow is trusted."""
+    def _flow_loss(self, out: dict, canon: Tensor, skin: Tensor | None, n: int, m: int) -> Tensor:
+        """Mean |rendered flow - DIS flow| (in pixels / image side) where the observed flow is trusted
+        (``out``: frame n's render; ``skin``: the canonical vertices' weights, None before the bones move)."""
         fs = self.frames
-        world_m = self.pose(canon, self.pose_params(int(fs.slot[m])))
+        world_m = self.pose(canon, self.pose_params(int(fs.slot[m])), skin)
         moved = screen_vertices(world_m, fs.cams_np, m)[:, :2] - out["screen"][:, :2]  # (V, 2)
         ok = fs.flow_ok[n] & (out["fid"] >= 0)
         if not bool(ok.any()):
