@@ -163,7 +163,7 @@ class ArticulatedConfig(_Section):
                                                          "this well (mean silhouette IoU over the training frames) "
                                                          "holds still: it is fitted as a static object, and the run "
                                                          "says so. 0: never.")
-    iterations: int = Field(9000, ge=1, description="Its fit budget in iterations (replaces fit.iterations when "
+    iterations: int = Field(12000, ge=1, description="Its fit budget in iterations (replaces fit.iterations when "
                                                     "the pipeline picks this model, unless fit.iterations is set).")
     minutes: float = Field(20.0, gt=0, description="Its fit budget in minutes (replaces fit.minutes likewise).")
     train_size: int = Field(160, ge=32, description="Longer side, in pixels, of the frames it renders in training.")
