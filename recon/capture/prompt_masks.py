@@ -15,7 +15,9 @@ that does not are sure background -- in the prompt frame's box and along the
 chain -- so GrabCut does not leak into a look-alike background object; so are the
 pixels that the background's homography reproduces from frames further away and the
 subject's own motion does not (``mask_ops.looks_like_background``: pixel-exact where
-flow is smeared, e.g. a gap between ears). Work happens at most ``work_size``
+flow is smeared, e.g. a gap between ears). Pixels that move against the background next to the
+carried mask may be subject again (``mask_ops.moves_next_to``), so a part the chain lost -- an ear
+tip that crossed a look-alike background -- comes back once it moves clear of it. Work happens at most ``work_size``
 pixels on the long side; masks come back at each frame's size.
 """
 from __future__ import annotations

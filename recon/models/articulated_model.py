@@ -541,7 +541,7 @@ class ArticulatedModel(SubjectModel):
         terms = {}
         # the root moves steadily: its acceleration costs (the same prior that placed it, ``root_translations``;
         # with one camera it is what pins the subject's depth, and with it its size)
-        root, _ = self.trajectories(self.instants)
+        root, motion = self.trajectories(self.instants)  # every training instant's poses, once per step
         acc = root[2:] - 2 * root[1:-1] + root[:-2]
         terms["root_acceleration"] = ac.acceleration_weight * (acc[:, :3].pow(2).sum() + acc[:, 3:].pow(2).sum() / b ** 2)
         # it stays upright: the canonical up (the world's, as first carved) keeps pointing up
@@ -555,7 +555,6 @@ class ArticulatedModel(SubjectModel):
             fr = torch.arange(self.n_bone, dtype=torch.float32) / max(self.n_bone - 1, 1)  # high frequencies cost
             bone = self.bone_coef * torch.tensor([1.0, 1.0, 1.0, 1 / b, 1 / b, 1 / b])
             terms["smooth_bones"] = ac.smooth_weight * (fr[:, None, None] ** 2 * bone.pow(2)).sum((0, 2)).mean()
-            _, motion = self.trajectories(self.instants)
             scaled = motion * torch.tensor([1.0, 1.0, 1.0, 1 / b, 1 / b, 1 / b])
             terms["bone_motion"] = ac.bone_motion_weight * scaled.pow(2).sum(-1).mean()
             k = int(torch.randint(len(self.instants), (1,), generator=generator))

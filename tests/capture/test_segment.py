@@ -188,3 +188,24 @@ def test_prompt_errors(video):
         segment_capture(cap, "prompt", box=(10, 10, 50, 50), points=[(300, 10, 1)])
     with pytest.raises(InputError, match="covers all of frame f00000"):
         segment_capture(cap, "prompt", box=(0, 0, 256, 192))
+
+
+def test_a_video_prompt_is_scaled_to_the_frames_read(small_capture, monkeypatch):
+    """A video's box and clicks are given in the video's own pixels; frames read smaller get them scaled."""
+    import recon.capture.segment as segment
+    from recon.capture.load import _segment
+    from recon.core.config import CaptureConfig
+
+    seen = {}
+    def record(cap, method, **opts):
+        seen.update(opts)
+        cap.meta["masks"] = {"mean_coverage": 0.5}
+        return cap
+
+    monkeypatch.setattr(segment, "segment_capture", record)
+    small, _ = small_capture
+    h, w = small.images[0].shape[:2]
+    cap = Capture(images=small.images, cameras=None, frames=small.frames, meta={"video": {"size": [2 * w, 2 * h]}})
+    cfg = CaptureConfig(segmenter="prompt", subject_box=(10, 20, 30, 40), subject_points=[(8, 12, 1), (30, 2, 0)])
+    _segment(cap, cfg, "prompt")
+    assert seen["box"] == [5, 10, 15, 20] and seen["points"] == [(4, 6, 1), (15, 1, 0)]
